@@ -1,0 +1,1 @@
+"""The single funnel to the database: `make_engine` + `Repository`. Nothing else in Wardsight runs SQL."""

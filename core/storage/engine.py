@@ -1,0 +1,37 @@
+"""Engine factory: SQLite (WAL, busy timeout) by default, PostgreSQL via psycopg 3 in production."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import StorageError
+
+
+def make_engine(db_url: str) -> Engine:
+    """Create an engine for `db_url`; SQLite files get WAL mode so pages read while the feed writes."""
+    try:
+        if db_url.startswith("sqlite"):
+            path = db_url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+            if path in ("", ":memory:"):
+                from sqlalchemy.pool import StaticPool
+                kwargs["poolclass"] = StaticPool
+            engine = create_engine(db_url, **kwargs)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(db_url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise StorageError(f"cannot open database {db_url.split('@')[-1]}: {exc}") from exc
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

@@ -1,0 +1,179 @@
+"""Parse and validate feed reads. Every input row ends up in exactly one of two frames:
+
+* accepted — canonical columns (`core.models.READ_COLUMNS` + `origin`), ts tz-aware UTC;
+* quarantine — `received_at, source, reason, raw` (the original row as JSON), one reason per row.
+
+Checks are whole-column operations; a bad row never costs the good rows around it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from datetime import datetime
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from core.models import QUARANTINE_COLUMNS, READ_COLUMNS
+
+MAX_FUTURE_S = 30.0        # reader clock ahead of the server by more than this → quarantine (skew)
+MIN_RSSI_DBM = -120.0      # below the sensitivity of any RFID/BLE receiver
+MAX_OFF_PLAN_M = 5.0       # a position this far outside the floor's extent is not on this floor
+RAW_COLUMNS = ["ts", "tag_id", "reader_id", "antenna", "rssi_dbm", "x_m", "y_m", "floor_id"]
+
+
+@dataclass(frozen=True)
+class Registry:
+    """What ingest validates against: registered tags, reader antennas and floor extents."""
+    tag_ids: frozenset[str]
+    antennas: frozenset[tuple[str, int]]
+    floor_bounds: dict[str, tuple[float, float, float, float]]
+
+    @cached_property
+    def antenna_keys(self) -> frozenset[str]:
+        return frozenset(f"{r}:{a}" for r, a in self.antennas)
+
+    @classmethod
+    def from_site(cls, site) -> "Registry":
+        ant = frozenset(zip(site.readers["reader_id"].astype(str), site.readers["antenna"].astype(int)))
+        return cls(frozenset(site.tags["tag_id"].astype(str)), ant,
+                   {fid: fp.bounds for fid, fp in site.floors.items()})
+
+
+@dataclass
+class IngestResult:
+    accepted: pd.DataFrame
+    quarantine: pd.DataFrame
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"accepted": len(self.accepted), "quarantined": len(self.quarantine)}
+
+
+def parse_json_lines(lines, *, source: str, received_at: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """JSON lines / MQTT payloads → raw frame; undecodable lines go straight to quarantine.
+
+    A line may hold one read object or a list of them. Position reads in the omlox Location shape
+    (`position.coordinates`, `provider_id`, `timestamp_generated`, `floor`) are mapped to our columns.
+    """
+    rows, bad = [], []
+    for n, line in enumerate(lines, start=1):
+        if isinstance(line, (bytes, bytearray)):
+            text = bytes(line)
+        else:
+            text = str(line).strip().encode()
+        if not text.strip():
+            continue
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            bad.append(_qrow(received_at, source, f"line {n}: not JSON ({exc.args[0][:60]})", text.decode(errors="replace")))
+            continue
+        items = obj if isinstance(obj, list) else [obj]
+        for item in items:
+            if not isinstance(item, dict):
+                bad.append(_qrow(received_at, source, f"line {n}: a read must be a JSON object", str(item)[:500]))
+                continue
+            rows.append(_from_omlox(item) if "position" in item else item)
+    raw = pd.DataFrame(rows) if rows else pd.DataFrame(columns=RAW_COLUMNS)
+    return raw, pd.DataFrame(bad, columns=QUARANTINE_COLUMNS)
+
+
+def _from_omlox(item: dict) -> dict:
+    coords = (item.get("position") or {}).get("coordinates") or [None, None]
+    return {"ts": item.get("timestamp_generated") or item.get("ts"), "tag_id": item.get("provider_id") or item.get("tag_id"),
+            "x_m": coords[0] if len(coords) > 0 else None, "y_m": coords[1] if len(coords) > 1 else None,
+            "floor_id": item.get("floor_id") or (None if item.get("floor") is None else str(item.get("floor")))}
+
+
+def _qrow(received_at: datetime, source: str, reason: str, raw: str) -> dict:
+    return {"received_at": pd.Timestamp(received_at), "source": source, "reason": reason, "raw": raw}
+
+
+def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: str = "feed",
+             max_future_s: float = MAX_FUTURE_S) -> IngestResult:
+    """Validate a raw read frame (columns as in RAW_COLUMNS; missing columns count as empty)."""
+    df = raw.reindex(columns=RAW_COLUMNS).reset_index(drop=True)
+    reason = pd.Series(pd.NA, index=df.index, dtype="object")
+
+    def flag(mask, text) -> None:
+        m = np.asarray(mask, dtype=bool) & reason.isna().to_numpy()
+        if m.any():
+            reason[m] = text if isinstance(text, str) else np.asarray(text, dtype=object)[m]
+
+    ts = _parse_ts(df["ts"])
+    flag(ts.isna() & df["ts"].notna(), "ts is not an ISO 8601 time with a zone, or epoch ms")
+    flag(df["ts"].isna(), "ts missing")
+    ahead_s = (ts - pd.Timestamp(now)).dt.total_seconds()
+    flag(ahead_s > max_future_s, "clock skew: ts is " + ahead_s.round(0).astype("string").fillna("?") + " s ahead of the server")
+
+    tag = df["tag_id"].astype("string").str.strip()
+    flag(tag.isna() | (tag == ""), "tag_id missing")
+    flag(~tag.isin(registry.tag_ids).fillna(False).astype(bool), "unknown tag " + tag.fillna(""))
+
+    x, y = pd.to_numeric(df["x_m"], errors="coerce"), pd.to_numeric(df["y_m"], errors="coerce")
+    has_xy_cols = df["x_m"].notna() | df["y_m"].notna() | df["floor_id"].notna()
+    reader = df["reader_id"].astype("string").str.strip()
+    is_reader = reader.notna() & (reader != "")
+    flag(~is_reader & ~has_xy_cols, "neither reader_id nor x_m/y_m/floor_id given")
+    flag(is_reader & has_xy_cols & x.notna(), "both reader_id and x_m/y_m given; send one shape per read")
+
+    rssi = pd.to_numeric(df["rssi_dbm"], errors="coerce")
+    antenna = pd.to_numeric(df["antenna"], errors="coerce").fillna(1)
+    flag(is_reader & df["rssi_dbm"].notna() & rssi.isna(), "rssi_dbm is not a number")
+    flag(is_reader & (rssi > 0), "rssi_dbm=+" + rssi.astype("string").fillna("") + " is positive; RFID/BLE RSSI is negative")
+    flag(is_reader & (rssi < MIN_RSSI_DBM), "rssi_dbm below -120 dBm is not a real read")
+    keys = reader.fillna("") + ":" + antenna.astype(int).astype(str)
+    flag(is_reader & ~keys.isin(registry.antenna_keys).fillna(False).astype(bool), "unknown reader antenna " + keys)
+
+    floor = df["floor_id"].astype("string")
+    is_pos = ~is_reader
+    flag(is_pos & (x.isna() | y.isna()), "x_m/y_m missing or not numbers")
+    flag(is_pos & ~floor.isin(list(registry.floor_bounds)).fillna(False).astype(bool), "unknown floor " + floor.fillna("(none)"))
+    flag(is_pos & ~np.isfinite(x.fillna(np.inf)) , "x_m/y_m not finite")
+    bx0, by0, bx1, by1 = (floor.map({f: b[k] for f, b in registry.floor_bounds.items()}).astype(float)
+                          for k in range(4))
+    off = (x < bx0 - MAX_OFF_PLAN_M) | (x > bx1 + MAX_OFF_PLAN_M) | (y < by0 - MAX_OFF_PLAN_M) | (y > by1 + MAX_OFF_PLAN_M)
+    flag(is_pos & off.fillna(False).astype(bool), "position outside the floor plan")
+
+    origin = np.where(is_reader, keys, "rtls:" + floor.fillna(""))
+    out = pd.DataFrame({"ts": ts, "tag_id": tag, "shape": np.where(is_reader, "reader", "position"),
+                        "reader_id": reader.where(is_reader), "antenna": antenna.where(is_reader),
+                        "rssi_dbm": rssi.where(is_reader), "x_m": x.where(is_pos), "y_m": y.where(is_pos),
+                        "floor_id": floor.where(is_pos), "origin": origin})
+    dup = out.duplicated(subset=["tag_id", "ts", "origin"], keep="first") & reason.isna()
+    flag(dup, "duplicate read (same tag, time and reader in this batch)")
+
+    bad = reason.notna().to_numpy()
+    quarantine = pd.DataFrame({"received_at": pd.Timestamp(now), "source": source,
+                               "reason": reason[bad].astype(str).to_numpy(),
+                               "raw": _rows_json(raw.reset_index(drop=True).loc[bad])})
+    accepted = out.loc[~bad, READ_COLUMNS + ["origin"]].reset_index(drop=True)
+    accepted["tag_id"] = accepted["tag_id"].astype(object)
+    return IngestResult(accepted, quarantine.reindex(columns=QUARANTINE_COLUMNS))
+
+
+def _parse_ts(s: pd.Series) -> pd.Series:
+    """Timestamps → tz-aware UTC; numbers are epoch milliseconds; strings must carry a zone."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC")
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+    num = pd.to_numeric(s, errors="coerce")
+    is_num = num.notna()
+    if is_num.any():
+        out[is_num] = pd.to_datetime(num[is_num], unit="ms", utc=True)
+    is_str = s.notna() & ~is_num
+    if is_str.any():
+        txt = s[is_str].astype(str)
+        has_zone = txt.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+        parsed = pd.to_datetime(txt.where(has_zone), utc=True, errors="coerce", format="ISO8601")
+        out[is_str] = parsed
+    return out
+
+
+def _rows_json(rows: pd.DataFrame) -> list[str]:
+    if rows.empty:
+        return []
+    recs = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+    return [orjson.dumps(r, default=str).decode() for r in recs]

@@ -1,0 +1,203 @@
+"""Repository: the one object that reads and writes the database. Pages and services call its methods;
+nobody else writes SQL. All statements are parameterised SQLAlchemy Core; lower-level errors are
+re-raised as `core.errors.StorageError`.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import StorageError
+from core.models import to_ms
+from core.storage import schema as s
+from core.storage.engine import make_engine
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    """DataFrame → list of dicts with None for missing values (what DB drivers expect)."""
+    if df.empty:
+        return []
+    out = df.astype(object).where(df.notna(), None)
+    return out.to_dict(orient="records")
+
+
+class Repository:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def from_url(cls, url: str) -> "Repository":
+        return cls(make_engine(url))
+
+    @contextmanager
+    def begin(self):
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}") from exc
+
+    def create_schema(self) -> None:
+        import core.storage.tables_all  # noqa: F401  (registers every feature's tables on metadata)
+        try:
+            s.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot create schema: {exc}") from exc
+
+    # ---------- reference data ----------
+    def load_site(self, site) -> None:
+        """Replace the site's reference tables (floors, wards, rooms, beds, readers, entities, tags)."""
+        tables = {
+            s.sites: pd.DataFrame([{"site_id": site.site_id, "name": site.name}]),
+            s.floors: pd.DataFrame([{"floor_id": f, "site_id": site.site_id, "name": p.name, "level": site.levels[f]}
+                                    for f, p in site.floors.items()]),
+            s.wards: site.wards[["ward_id", "floor_id", "name"]],
+            s.rooms: site.rooms[["room_id", "floor_id", "ward_id", "name", "room_type", "cx_m", "cy_m"]],
+            s.beds: site.beds[["bed_id", "room_id", "name", "cx_m", "cy_m"]],
+            s.readers: site.readers[["reader_id", "antenna", "floor_id", "room_id", "bed_id", "x_m", "y_m"]],
+            s.entities: site.entities.drop(columns=["shift"]).assign(attrs=None),
+            s.tags: site.tags[["tag_id", "entity_id"]].assign(active=True),
+        }
+        with self.begin() as conn:
+            for table, df in tables.items():
+                conn.execute(delete(table))
+                rows = _records(df)
+                if rows:
+                    conn.execute(insert(table), rows)
+
+    def entities(self) -> pd.DataFrame:
+        return self._frame(select(s.entities))
+
+    # ---------- feed writes ----------
+    def write_tick(self, *, reads: pd.DataFrame | None, presence: pd.DataFrame, changes: pd.DataFrame,
+                   quarantine: pd.DataFrame, source: str, now: datetime) -> None:
+        """One transaction per tick: raw reads (idempotent), presence upserts, presence changes,
+        quarantine rows and the feed counters."""
+        now_ms = to_ms(now)
+        with self.begin() as conn:
+            n_reads = 0
+            if reads is not None and len(reads):
+                n_reads = len(reads)
+                self._insert_ignore(conn, s.raw_reads, _records(reads))
+            if len(presence):
+                self._upsert_presence(conn, presence)
+            if len(changes):
+                conn.execute(insert(s.presence_changes), _records(changes))
+            if len(quarantine):
+                q = pd.DataFrame({"received_ms": now_ms, "source": quarantine["source"].astype(str),
+                                  "reason": quarantine["reason"].astype(str).str.slice(0, 200),
+                                  "raw": quarantine["raw"].astype(str).str.slice(0, 2000)})
+                conn.execute(insert(s.quarantine), _records(q))
+            self._bump_stats(conn, source, n_reads, len(quarantine), now_ms)
+
+    def raw_read_rows(self, located: pd.DataFrame) -> pd.DataFrame:
+        """Located reads → raw_reads rows."""
+        return pd.DataFrame({"tag_id": located["tag_id"].astype(str),
+                             "ts_ms": located["ts"].astype("datetime64[ms, UTC]").astype("int64"),
+                             "origin": located["origin"].astype(str), "rssi_dbm": located["rssi_dbm"],
+                             "x_m": located["x_m"], "y_m": located["y_m"], "floor_id": located["floor_id"],
+                             "room_id": located["room_id"], "bed_id": located["bed_id"]})
+
+    def _insert_ignore(self, conn: Connection, table: Table, rows: list[dict]) -> None:
+        if self.dialect == "sqlite":
+            conn.execute(insert(table).prefix_with("OR IGNORE"), rows)
+        elif self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            conn.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+        else:
+            conn.execute(insert(table), rows)
+
+    def _upsert_presence(self, conn: Connection, presence: pd.DataFrame) -> None:
+        rows = _records(presence[["tag_id", "entity_id", "floor_id", "room_id", "bed_id", "x_m", "y_m",
+                                  "since_ms", "last_seen_ms"]])
+        if self.dialect in ("sqlite", "postgresql"):
+            if self.dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as d_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as d_insert
+            stmt = d_insert(s.presence)
+            cols = {c: stmt.excluded[c] for c in ("entity_id", "floor_id", "room_id", "bed_id", "x_m", "y_m",
+                                                   "since_ms", "last_seen_ms")}
+            conn.execute(stmt.on_conflict_do_update(index_elements=["tag_id"], set_=cols), rows)
+        else:  # pragma: no cover - other dialects
+            conn.execute(delete(s.presence).where(s.presence.c.tag_id.in_([r["tag_id"] for r in rows])))
+            conn.execute(insert(s.presence), rows)
+
+    def _bump_stats(self, conn: Connection, source: str, accepted: int, quarantined: int, now_ms: int) -> None:
+        res = conn.execute(update(s.feed_stats).where(s.feed_stats.c.source == source).values(
+            accepted=s.feed_stats.c.accepted + accepted, quarantined=s.feed_stats.c.quarantined + quarantined,
+            last_batch_ms=now_ms))
+        if res.rowcount == 0:
+            conn.execute(insert(s.feed_stats).values(source=source, accepted=accepted, quarantined=quarantined,
+                                                     last_batch_ms=now_ms))
+
+    # ---------- reads for pages ----------
+    def _frame(self, stmt, params: dict | None = None) -> pd.DataFrame:
+        try:
+            with self.engine.connect() as conn:
+                res = conn.execute(stmt, params or {})
+                return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {str(exc).splitlines()[0][:200]}") from exc
+
+    def presence(self, floor_id: str | None = None) -> pd.DataFrame:
+        """Current presence joined with entity details (one row per tag ever seen)."""
+        p, e = s.presence, s.entities
+        stmt = select(p, e.c.kind, e.c.subtype, e.c.name, e.c.short_name, e.c.ward_id, e.c.status,
+                      e.c.home_id).join(e, e.c.entity_id == p.c.entity_id)
+        if floor_id is not None:
+            stmt = stmt.where(p.c.floor_id == floor_id)
+        return self._frame(stmt)
+
+    def presence_changes(self, entity_id: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+        c = s.presence_changes
+        return self._frame(select(c).where(c.c.entity_id == entity_id, c.c.ts_ms > start_ms, c.c.ts_ms <= end_ms)
+                           .order_by(c.c.ts_ms))
+
+    def place_at(self, entity_id: str, at_ms: int) -> dict | None:
+        """The last presence change at or before `at_ms` (None: never seen by then)."""
+        c = s.presence_changes
+        df = self._frame(select(c).where(c.c.entity_id == entity_id, c.c.ts_ms <= at_ms)
+                         .order_by(c.c.ts_ms.desc()).limit(1))
+        return None if df.empty else df.iloc[0].to_dict()
+
+    def quarantine_summary(self, since_ms: int = 0) -> pd.DataFrame:
+        """Quarantined rows per source and kind of reason ("unknown tag X" and "unknown tag Y" are
+        one kind), newest first within equal counts."""
+        q = s.quarantine
+        df = self._frame(select(q.c.source, q.c.reason, func.count().label("count"),
+                                func.max(q.c.received_ms).label("last_ms"))
+                         .where(q.c.received_ms >= since_ms).group_by(q.c.source, q.c.reason))
+        if df.empty:
+            return pd.DataFrame(columns=["source", "reason", "count", "last_ms"])
+        df["reason"] = df["reason"].str.replace(r"\b[0-9A-F]{8,}\b|[-+]?\d+(?:\.\d+)?", "…", regex=True)
+        return (df.groupby(["source", "reason"], as_index=False).agg(count=("count", "sum"), last_ms=("last_ms", "max"))
+                .sort_values(["count", "last_ms"], ascending=False, ignore_index=True))
+
+    def recent_quarantine(self, limit: int = 50) -> pd.DataFrame:
+        q = s.quarantine
+        return self._frame(select(q).order_by(q.c.id.desc()).limit(limit))
+
+    def feed_stats(self) -> pd.DataFrame:
+        return self._frame(select(s.feed_stats))
+
+    def table_count(self, table: Table) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def purge_raw_reads(self, older_than_ms: int) -> int:
+        with self.begin() as conn:
+            return conn.execute(delete(s.raw_reads).where(s.raw_reads.c.ts_ms < older_than_ms)).rowcount
+
+    def ping(self) -> bool:
+        with self.begin() as conn:
+            conn.execute(text("SELECT 1"))
+        return True

@@ -1,0 +1,3 @@
+"""Import every module that defines tables on `core.storage.schema.metadata`, so `create_all` and
+Alembic see the whole schema. Add a feature's table module here when it is merged."""
+from core.storage import schema  # noqa: F401

@@ -20,6 +20,7 @@ from core.models import QUARANTINE_COLUMNS, READ_COLUMNS
 MAX_FUTURE_S = 30.0        # reader clock ahead of the server by more than this → quarantine (skew)
 MIN_RSSI_DBM = -120.0      # below the sensitivity of any RFID/BLE receiver
 MAX_OFF_PLAN_M = 5.0       # a position this far outside the floor's extent is not on this floor
+EPOCH_MS_MIN, EPOCH_MS_MAX = 946_684_800_000, 4_102_444_800_000   # 2000-01-01 .. 2100-01-01
 RAW_COLUMNS = ["ts", "tag_id", "reader_id", "antenna", "rssi_dbm", "x_m", "y_m", "floor_id"]
 
 
@@ -105,8 +106,8 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     ts = _parse_ts(df["ts"])
     flag(ts.isna() & df["ts"].notna(), "ts is not an ISO 8601 time with a zone, or epoch ms")
     flag(df["ts"].isna(), "ts missing")
-    ahead_s = (ts - pd.Timestamp(now)).dt.total_seconds()
-    flag(ahead_s > max_future_s, "clock skew: ts is " + ahead_s.round(0).astype("string").fillna("?") + " s ahead of the server")
+    ahead_s = (ts - pd.Timestamp(now).tz_convert("UTC")).dt.total_seconds()
+    flag(ahead_s > max_future_s, "clock skew: ts is " + ahead_s.round(0).astype("Int64").astype("string").fillna("?") + " s ahead of the server")
 
     tag = df["tag_id"].astype("string").str.strip()
     flag(tag.isna() | (tag == ""), "tag_id missing")
@@ -120,18 +121,23 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     flag(is_reader & has_xy_cols & x.notna(), "both reader_id and x_m/y_m given; send one shape per read")
 
     rssi = pd.to_numeric(df["rssi_dbm"], errors="coerce")
-    antenna = pd.to_numeric(df["antenna"], errors="coerce").fillna(1)
+    antenna_raw = pd.to_numeric(df["antenna"], errors="coerce")
+    bad_antenna = df["antenna"].notna() & ~(np.isfinite(antenna_raw.fillna(np.inf)) & (antenna_raw == antenna_raw.round())
+                                            & (antenna_raw >= 0) & (antenna_raw < 65536))
+    flag(is_reader & bad_antenna, "antenna is not a whole number 0..65535 (LLRP AntennaID is u16)")
+    antenna = antenna_raw.where(~bad_antenna).fillna(1).astype("int64")
     flag(is_reader & df["rssi_dbm"].notna() & rssi.isna(), "rssi_dbm is not a number")
+    flag(is_reader & ~np.isfinite(rssi.fillna(0.0)), "rssi_dbm is not finite")
     flag(is_reader & (rssi > 0), "rssi_dbm=+" + rssi.astype("string").fillna("") + " is positive; RFID/BLE RSSI is negative")
     flag(is_reader & (rssi < MIN_RSSI_DBM), "rssi_dbm below -120 dBm is not a real read")
-    keys = reader.fillna("") + ":" + antenna.astype(int).astype(str)
+    keys = reader.fillna("") + ":" + antenna.astype(str)
     flag(is_reader & ~keys.isin(registry.antenna_keys).fillna(False).astype(bool), "unknown reader antenna " + keys)
 
     floor = df["floor_id"].astype("string")
     is_pos = ~is_reader
     flag(is_pos & (x.isna() | y.isna()), "x_m/y_m missing or not numbers")
     flag(is_pos & ~floor.isin(list(registry.floor_bounds)).fillna(False).astype(bool), "unknown floor " + floor.fillna("(none)"))
-    flag(is_pos & ~np.isfinite(x.fillna(np.inf)) , "x_m/y_m not finite")
+    flag(is_pos & ~(np.isfinite(x.fillna(np.inf)) & np.isfinite(y.fillna(np.inf))), "x_m/y_m not finite")
     bx0, by0, bx1, by1 = (floor.map({f: b[k] for f, b in registry.floor_bounds.items()}).astype(float)
                           for k in range(4))
     off = (x < bx0 - MAX_OFF_PLAN_M) | (x > bx1 + MAX_OFF_PLAN_M) | (y < by0 - MAX_OFF_PLAN_M) | (y > by1 + MAX_OFF_PLAN_M)
@@ -155,21 +161,31 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
 
 
 def _parse_ts(s: pd.Series) -> pd.Series:
-    """Timestamps → tz-aware UTC; numbers are epoch milliseconds; strings must carry a zone."""
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert("UTC")
+    """Timestamps → tz-aware UTC; numbers are epoch milliseconds; strings must carry a zone.
+    Anything outside 2000–2100 is treated as unreadable (a corrupt clock or a wrong unit)."""
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
-    num = pd.to_numeric(s, errors="coerce")
-    is_num = num.notna()
-    if is_num.any():
-        out[is_num] = pd.to_datetime(num[is_num], unit="ms", utc=True)
-    is_str = s.notna() & ~is_num
-    if is_str.any():
-        txt = s[is_str].astype(str)
-        has_zone = txt.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
-        parsed = pd.to_datetime(txt.where(has_zone), utc=True, errors="coerce", format="ISO8601")
-        out[is_str] = parsed
-    return out
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        out = s.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    else:
+        is_ts = s.map(lambda v: isinstance(v, pd.Timestamp | datetime)).astype(bool)
+        if is_ts.any():
+            aware = s[is_ts].map(lambda v: v.tzinfo is not None).astype(bool)
+            vals = s[is_ts][aware]
+            if len(vals):
+                out[vals.index] = pd.to_datetime(vals.map(lambda v: pd.Timestamp(v).tz_convert("UTC").value), utc=True)
+        num = pd.to_numeric(s.where(~is_ts), errors="coerce")
+        num = num.where(num.between(EPOCH_MS_MIN, EPOCH_MS_MAX))
+        is_num = num.notna()
+        if is_num.any():
+            out[is_num] = pd.to_datetime(num[is_num].astype("int64"), unit="ms", utc=True)
+        is_str = s.map(lambda v: isinstance(v, str)).astype(bool) & ~is_num
+        if is_str.any():
+            txt = s[is_str].astype(str)
+            has_zone = txt.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+            parsed = pd.to_datetime(txt.where(has_zone), utc=True, errors="coerce", format="ISO8601")
+            out[is_str] = parsed
+    lo, hi = pd.Timestamp(EPOCH_MS_MIN, unit="ms", tz="UTC"), pd.Timestamp(EPOCH_MS_MAX, unit="ms", tz="UTC")
+    return out.where((out >= lo) & (out <= hi))
 
 
 def _rows_json(rows: pd.DataFrame) -> list[str]:

@@ -128,12 +128,17 @@ def _check_readers(readers: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+# Spellings of UTC across datetime.timezone, zoneinfo, pytz and dateutil. A zone that merely happens
+# to be at +00:00 today (Europe/London in winter) is not UTC and is refused.
+_UTC_NAMES = {"UTC", "Etc/UTC", "UTC+00:00", "tzutc()", "Z"}
+
+
 def _ts_reasons(ts: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(ts as UTC datetime64 with NaT where invalid, reason per row or None)."""
     reason = pd.Series(None, index=ts.index, dtype=object)
     dtype = ts.dtype
     if isinstance(dtype, pd.DatetimeTZDtype):
-        if str(dtype.tz) != "UTC":
+        if str(dtype.tz) not in _UTC_NAMES:
             reason[:] = f"ts has time zone {dtype.tz}; Wardsight expects tz-aware UTC"
             return pd.Series(pd.NaT, index=ts.index, dtype="datetime64[us, UTC]"), reason
         reason[ts.isna()] = "ts is missing"
@@ -153,7 +158,7 @@ def _ts_reasons(ts: pd.Series) -> tuple[pd.Series, pd.Series]:
             reason[i] = "ts is missing"
         elif stamp.tzinfo is None:
             reason[i] = "ts is naive (no time zone); Wardsight never guesses a zone"
-        elif stamp.utcoffset() != pd.Timedelta(0) or str(stamp.tzinfo) not in ("UTC", "UTC+00:00"):
+        elif str(stamp.tzinfo) not in _UTC_NAMES:
             reason[i] = f"ts has time zone {stamp.tzinfo}; Wardsight expects tz-aware UTC"
         else:
             parsed[i] = stamp
@@ -175,10 +180,10 @@ def validate_reads(reads: pd.DataFrame, readers: pd.DataFrame) -> tuple[pd.DataF
     checks = [
         (ts_reason.notna(), ts_reason),
         (rssi.isna(), pd.Series("rssi_dbm is missing or not a number", index=reads.index)),
-        (rssi > 0, "rssi_dbm=" + rssi.map("{:+g}".format)
+        (rssi > 0, "rssi_dbm=" + rssi.map("{:+g}".format).astype("str")
          + " is positive; BLE/RFID RSSI is negative"),
         (reads["reader_id"].isna() | ~reader.isin(known),
-         "unknown reader " + reader.map(repr) + " (not in the readers table)"),
+         "unknown reader " + reader.map(repr).astype("str") + " (not in the readers table)"),
         (tag.isna() | (tag.astype("str").str.strip() == ""),
          pd.Series("tag_id is missing", index=reads.index)),
     ]

@@ -99,6 +99,15 @@ def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
         raise InvalidInput(f"{what} is missing columns {missing}; expected {columns}")
 
 
+def _checked_contacts(contacts: pd.DataFrame) -> pd.DataFrame:
+    _require_columns(contacts, CONTACT_COLUMNS, "contacts")
+    if isinstance(contacts["ts"].dtype, pd.DatetimeTZDtype):
+        return contacts
+    if len(contacts) == 0:
+        return contacts.assign(ts=pd.Series(dtype="datetime64[us, UTC]", index=contacts.index))
+    raise NaiveTimestamp(f"contacts.ts must be tz-aware datetimes, got {contacts['ts'].dtype}")
+
+
 def sociopatterns_role(role) -> str | pd.Series:
     """Map one of our roles (StaffRole values, "patient") or a SocioPatterns role to PAT/NUR/MED/ADM.
 
@@ -237,7 +246,7 @@ def exposures(contacts: pd.DataFrame, person_id, start, end, gap_s: float = 60,
     window_s × windows; a window more than window_s + gap_s after the previous window of the same
     pair starts a new episode. first_contact = start of the first window (ts − window_s),
     last_contact = end (ts) of the last one. Sorted by contact_s descending, then other_id."""
-    _require_columns(contacts, CONTACT_COLUMNS, "contacts")
+    contacts = _checked_contacts(contacts)
     if gap_s < 0:
         raise InvalidInput(f"gap_s={gap_s} is negative")
     start_utc, end_utc = _window(start, end)
@@ -251,7 +260,7 @@ def exposures(contacts: pd.DataFrame, person_id, start, end, gap_s: float = 60,
 
 
 def _typed_exposures(df: pd.DataFrame) -> pd.DataFrame:
-    return df.astype({"other_id": "str", "other_role": "str", "episodes": "int64"})
+    return df.astype({"other_id": "str", "other_role": "str", "episodes": "int64", "contact_s": "int64"})
 
 
 def second_degree(contacts: pd.DataFrame, person_id, start, end, gap_s: float = 60,
@@ -306,7 +315,7 @@ def contact_network(contacts: pd.DataFrame, start, end, gap_s: float = 60,
     edges: one row per unordered pair (person_a < person_b as strings) with windows, episodes and
     contact_s (= weight). nodes: every person with a contact, role, degree (distinct partners) and
     total contact_s. Duplicate windows of a pair (either order) count once."""
-    _require_columns(contacts, CONTACT_COLUMNS, "contacts")
+    contacts = _checked_contacts(contacts)
     start_utc, end_utc = _window(start, end)
     c = contacts[(contacts["ts"] > start_utc) & (contacts["ts"] <= end_utc)
                  & (contacts["person_a"].astype("str") != contacts["person_b"].astype("str"))]

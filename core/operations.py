@@ -407,6 +407,8 @@ class Rollup(NamedTuple):
 
 def _split_days(f: pd.DataFrame, tz: str) -> pd.DataFrame:
     """Cut intervals at local midnights (DST-safe) and add the local `day` of each piece."""
+    if f.empty:
+        return f.assign(day=pd.Series(dtype="datetime64[us]", index=f.index))
     wall_s = f["start"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
     wall_e = f["end"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
     n = ((wall_e - wall_s).dt.days + 1).to_numpy()

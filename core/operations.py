@@ -266,7 +266,7 @@ def _clip(f: pd.DataFrame, s, e) -> pd.DataFrame:
 def _device_statuses(intervals: pd.DataFrame, end_fill) -> pd.DataFrame:
     f = _checked_intervals(intervals, DEVICE_INTERVAL_COLUMNS, "device intervals", end_fill)
     status = f["status"].astype("str").replace(_STATUS_ALIASES)
-    unknown = sorted(set(status) - set(DEVICE_STATUSES))
+    unknown = sorted(set(status.unique()) - set(DEVICE_STATUSES))
     if unknown:
         raise UnknownStatus(f"device statuses {unknown} are not one of {DEVICE_STATUSES}")
     return f.assign(status=status)
@@ -351,7 +351,7 @@ def hand_hygiene_opportunities(room_events: pd.DataFrame, dispenser_events: pd.D
     s, e = _window(start, end)
     ts = _aware(room_events["ts"], "room_events.ts")
     ev = room_events.assign(ts=ts)[(ts >= s) & (ts < e)]
-    bad = sorted(set(ev["event"].astype("str")) - {"enter", "exit"})
+    bad = sorted(set(ev["event"].astype("str").unique()) - {"enter", "exit"})
     if bad:
         raise InvalidInput(f"room event kinds {bad} are not enter/exit")
     ev = ev.assign(staff_id=ev["staff_id"].astype("str"), ts=ev["ts"].astype("datetime64[us, UTC]"))
@@ -415,12 +415,15 @@ def _split_days(f: pd.DataFrame, tz: str) -> pd.DataFrame:
     rows = np.repeat(np.arange(len(f)), n)
     k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
     pieces = f.iloc[rows].reset_index(drop=True)
-    day = pd.Series(wall_s.to_numpy()[rows] + k * np.timedelta64(1, "D")).astype("datetime64[us]")
-    lo = day.dt.tz_localize(tz, ambiguous=False, nonexistent="shift_forward").dt.tz_convert("UTC")
-    hi = (day + pd.Timedelta(days=1)).dt.tz_localize(tz, ambiguous=False, nonexistent="shift_forward").dt.tz_convert("UTC")
-    pieces["start"] = np.maximum(pieces["start"], lo)
-    pieces["end"] = np.minimum(pieces["end"], hi)
-    pieces["day"] = day
+    day = (wall_s.to_numpy()[rows] + k * np.timedelta64(1, "D")).astype("datetime64[us]")
+    # Local midnights → UTC once per distinct day (a few hundred), not once per piece.
+    uniq, inverse = np.unique(day, return_inverse=True)
+    uniq = pd.DatetimeIndex(uniq)
+    lo = uniq.tz_localize(tz, ambiguous=False, nonexistent="shift_forward").tz_convert("UTC")[inverse]
+    hi = (uniq + pd.Timedelta(days=1)).tz_localize(tz, ambiguous=False, nonexistent="shift_forward").tz_convert("UTC")[inverse]
+    pieces["start"] = pieces["start"].where(pieces["start"] > lo, pd.Series(lo))
+    pieces["end"] = pieces["end"].where(pieces["end"] < hi, pd.Series(hi))
+    pieces["day"] = pd.Series(day, dtype="datetime64[us]")
     return pieces[pieces["end"] > pieces["start"]]
 
 

@@ -208,3 +208,30 @@ def test_glucose_levels(g, level, prio):
 def test_glucose_impossible(g):
     with pytest.raises(ImpossibleVital, match="glucose_mmol_l"):
         validate_glucose(g)
+
+
+# ---------------------------------------------------------------- alarm conditions
+from core.alarms.vitals import vitals_conditions  # noqa: E402
+
+NOW = pd.Timestamp("2025-03-01T12:00:00Z")
+COND_CASES = [  # changes to BASE, minutes since obs, expected (kind, priority) set
+    ("normal recent", {}, 5, set()),
+    ("normal but 13 h old", {}, 13 * 60, {("vitals.obs_overdue", "low")}),
+    ("low 1-4 at 5 h", {"resp_rate": 11}, 5 * 60, set()),
+    ("low 1-4 at 7 h", {"resp_rate": 11}, 7 * 60, {("vitals.obs_overdue", "low")}),
+    ("red score", {"resp_rate": 25}, 5, {("vitals.red_score", "medium")}),
+    ("medium", {"resp_rate": 21, "spo2": 93, "pulse": 95}, 5, {("vitals.news2", "medium")}),
+    ("high, 10 min old", {"resp_rate": 25, "spo2": 91, "pulse": 131}, 10,
+     {("vitals.news2", "high"), ("vitals.obs_overdue", "low")}),
+    ("impossible", {"pulse": -5}, 5, {("vitals.obs_overdue", "low")}),
+    ("incomplete", {"temp_c": None}, 5, {("vitals.obs_overdue", "low")}),
+]
+
+
+@pytest.mark.parametrize("change,minutes,expected", [c[1:] for c in COND_CASES], ids=[c[0] for c in COND_CASES])
+def test_vitals_conditions(change, minutes, expected):
+    obs = pd.DataFrame([{**BASE, **change, "patient_id": "p1", "bed_id": "b1",
+                         "ts": NOW - pd.Timedelta(minutes=minutes)}])
+    conds, _scored = vitals_conditions(obs, NOW)
+    assert set(zip(conds["kind"], conds["priority"])) == expected
+    assert all(conds["key"].str.endswith(":p1"))

@@ -338,3 +338,38 @@ def glucose_level(value_mmol_l, rule: VitalsRule = DEFAULT_RULES.vitals) -> tupl
     if g > rule.glucose_hyper_mmol_l:
         return "hyper", "low"
     return "normal", None
+
+
+# ---------------------------------------------------------------- alarm conditions
+def vitals_conditions(obs: pd.DataFrame, now, rules: VitalsRule = DEFAULT_RULES.vitals) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Conditions from each patient's latest observation set (patient_id, ts, ward/room/bed ids and
+    the NEWS2 columns) -> (conditions, scored frame).
+
+    NEWS2 5-6 -> medium, >=7 -> high (prompt / immediate response, IEC 60601-1-8 Table 1 [E]);
+    a red score with total < 5 -> vitals.red_score medium (urgent ward response, §1.2 [V]); an
+    observation older than its monitoring frequency, or one that could not be scored (impossible
+    or incomplete), -> vitals.obs_overdue, because the patient has no valid current score.
+    """
+    now = pd.Timestamp(now)
+    s = news2_frame(obs)
+    age_s = (now - pd.to_datetime(obs["ts"], utc=True)).dt.total_seconds()
+    limit = s["monitoring"].map(dict(rules.overdue_after_s)).astype(float)
+    base = obs[[c for c in ("patient_id", "ward_id", "room_id", "bed_id") if c in obs]]
+    risk = s["risk"].fillna("")
+    news = (risk == "medium") | (risk == "high")
+    red = (risk == "low-medium")
+    late = (age_s > limit).fillna(False) | (s["status"] != "scored")
+    pid = obs["patient_id"].astype(str)
+    total = s["total"].astype("string").fillna("?")
+    parts = [
+        base[news].assign(kind="vitals.news2", key="vitals.news2:" + pid[news],
+                          priority=np.where(risk[news] == "high", "high", "medium"),
+                          message="NEWS2 " + total[news] + " (" + risk[news] + "): " + s["monitoring"][news] + " monitoring"),
+        base[red].assign(kind="vitals.red_score", key="vitals.red_score:" + pid[red], priority="medium",
+                         message="NEWS2 single-parameter red score (total " + total[red] + "): urgent ward-based response"),
+        base[late].assign(kind="vitals.obs_overdue", key="vitals.obs_overdue:" + pid[late], priority="low",
+                          message=np.where(s["status"][late] == "scored", "observations overdue (last "
+                                           + (age_s[late] / 60).round().astype(int).astype(str) + " min ago)",
+                                           "no valid NEWS2: " + s["rejected_reason"][late].fillna(""))),
+    ]
+    return pd.concat(parts, ignore_index=True), s

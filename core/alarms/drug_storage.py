@@ -67,11 +67,14 @@ def _split_readings(readings: pd.DataFrame, known: pd.Index) -> tuple[pd.DataFra
     lo, hi = PLAUSIBLE_TEMP_C
     reason = reason.mask(~((temp >= lo) & (temp <= hi)) & reason.isna(), "temp_c missing or outside -100..100 °C")
     reason = reason.mask(r["ts"].isna() & reason.isna(), "no timestamp")
-    reason = reason.mask(~r["location_id"].isin(known) & reason.isna(), "unknown location_id")
-    bad = reason.notna()
+    code = known.get_indexer(r["location_id"])
+    reason = reason.mask((code < 0) & reason.isna(), "unknown location_id")
+    bad = reason.notna().to_numpy()
     rejected = r[bad].assign(reason=reason[bad])
     good = r[~bad].assign(temp_c=temp[~bad])
-    return good.sort_values(["location_id", "ts"], kind="stable").reset_index(drop=True), rejected
+    # lexsort on integer codes and epoch ns: far cheaper than sorting strings
+    order = np.lexsort((good["ts"].to_numpy("datetime64[ns]").view("int64"), code[~bad]))
+    return good.iloc[order].reset_index(drop=True), rejected
 
 
 def _groups(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,25 +235,29 @@ def _excursions(v, light, stored, st, rules) -> pd.DataFrame:
     light = light.assign(reason="light-sensitive drug exposed to light", priority="low")
     if bad.empty and light.empty:
         return pd.DataFrame(columns=CONDITION_COLUMNS)
+    # Only flagged locations reach the per-location assembly below (a handful per tick).
+    held = stored[stored["location_id"].isin(bad["location_id"])]
+    by_pair: dict = {}
+    for loc, c, d in zip(held["location_id"], held["storage_class"], held["drug_id"]):
+        by_pair.setdefault((loc, c), []).append(d)
     rank = {"low": 1, "medium": 2, "high": 3}
-    by_class = stored.groupby(["location_id", "storage_class"])["drug_id"].agg(tuple)
-    bad["drugs"] = [by_class.get((loc, c), ()) for loc, c in zip(bad["location_id"], bad["storage_class"])]
-    light["drugs"] = light["drug_id"].map(lambda d: (d,))
-    allr = pd.concat([bad[["location_id", "storage_class", "reason", "priority", "drugs"]],
-                      light[["location_id", "storage_class", "reason", "priority", "drugs"]]])
-    allr["rank"] = allr["priority"].map(rank)
+    per_loc: dict = {}
+    for loc, c, reason, prio in zip(bad["location_id"], bad["storage_class"], bad["reason"], bad["priority"]):
+        per_loc.setdefault(loc, []).append((c, reason, prio, by_pair.get((loc, c), [])))
+    for loc, c, d in zip(light["location_id"], light["storage_class"], light["drug_id"]):
+        per_loc.setdefault(loc, []).append((c, "light-sensitive drug exposed to light", "low", [d]))
+    where = st.loc[list(per_loc), ["room_id", "floor_id", "x_m", "y_m", "temp_c", "rh_pct"]].to_dict("index")
     rows = []
-    for loc, grp in allr.groupby("location_id", sort=True):      # one condition per flagged location
-        loc_st = st.loc[loc]
-        drug_ids = tuple(sorted({d for ds in grp["drugs"] for d in ds}))
-        worst = grp.sort_values("rank", ascending=False).iloc[0]
-        rows.append({"kind": "storage.excursion", "key": f"storage.excursion:{loc}",
-                     "priority": worst["priority"], "location_id": loc,
-                     "message": f"{loc}: {'; '.join(grp['reason'])}" + (f"; affects {', '.join(drug_ids)}" if drug_ids else ""),
-                     "room_id": loc_st["room_id"], "floor_id": loc_st["floor_id"], "x_m": loc_st["x_m"],
-                     "y_m": loc_st["y_m"], "drug_ids": drug_ids,
-                     "details": {"reasons": list(grp["reason"]), "temp_c": _f(loc_st["temp_c"]),
-                                 "rh_pct": _f(loc_st["rh_pct"]), "needs_class": worst["storage_class"]}})
+    for loc, entries in sorted(per_loc.items()):
+        worst = max(entries, key=lambda e: rank[e[2]])
+        drug_ids = tuple(sorted({d for e in entries for d in e[3]}))
+        w = where[loc]
+        rows.append({"kind": "storage.excursion", "key": f"storage.excursion:{loc}", "priority": worst[2],
+                     "location_id": loc, "room_id": w["room_id"], "floor_id": w["floor_id"], "x_m": w["x_m"],
+                     "y_m": w["y_m"], "drug_ids": drug_ids,
+                     "message": f"{loc}: {'; '.join(e[1] for e in entries)}" + (f"; affects {', '.join(drug_ids)}" if drug_ids else ""),
+                     "details": {"reasons": [e[1] for e in entries], "temp_c": _f(w["temp_c"]),
+                                 "rh_pct": _f(w["rh_pct"]), "needs_class": worst[0]}})
     return pd.DataFrame(rows)
 
 
@@ -272,9 +279,9 @@ def _silent(st: pd.DataFrame) -> pd.DataFrame:
 
 def _misplaced(drugs: pd.DataFrame, st: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     d = drugs[drugs["location_id"].notna()]
-    loc_class = st["storage_class"].reindex(d["location_id"]).to_numpy(object)
-    allowed = d["storage_class"].map(lambda c: rules.compatible.get(c, (c,))).to_numpy(object)
-    ok = np.array([lc in a for lc, a in zip(loc_class, allowed)], dtype=bool)   # tiny tuples, cheap
+    loc_class = st["storage_class"].reindex(d["location_id"]).astype("string").fillna("?").to_numpy(object)
+    pairs = {f"{c}|{lc}" for c in set(d["storage_class"]) for lc in rules.compatible.get(c, (c,))}
+    ok = pd.Series(d["storage_class"].astype(str).to_numpy(object) + "|" + loc_class).isin(pairs).to_numpy()
     bad = d[~ok].reset_index(drop=True)
     if bad.empty:
         return pd.DataFrame(columns=CONDITION_COLUMNS)

@@ -14,6 +14,7 @@ Lifecycle (IEC 60601-1-8 latching alarms, standards §4.1 [R]; IHE ACM states §
 """
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -104,6 +105,15 @@ def _clean(value):
     if value is None or (not isinstance(value, (str, tuple, list, dict)) and pd.isna(value)):
         return None
     return value
+
+
+def _with(alarm: Alarm, changes: Mapping) -> Alarm:
+    """A new Alarm with `changes` (no validation): the every-tick refresh of still-true
+    conditions is the engine's hot path and dataclasses.replace re-runs __init__ per call."""
+    new = copy.copy(alarm)
+    for k, v in changes.items():
+        object.__setattr__(new, k, v)
+    return new
 
 
 def condition_key(cond: Mapping) -> str:
@@ -225,7 +235,7 @@ class AlarmEngine:
                               escalation_level=0, escalated_to_role=alarm.ladder[0], level_since=now, **changes)[1]]
         if worse:
             return [self._set(alarm, now, "system", f"priority {alarm.priority} -> {cond['priority']}", **changes)[1]]
-        self.alarms[alarm.alarm_id] = replace(alarm, **changes)    # no state change: nothing to audit
+        self.alarms[alarm.alarm_id] = _with(alarm, changes)      # no state change: nothing to audit
         return []
 
     def _validate(self, conditions) -> tuple[list[dict], list[dict]]:
@@ -233,6 +243,7 @@ class AlarmEngine:
         good: dict[str, dict] = {}
         rejected = []
         for c in rows:
+            c = {k: _clean(v) for k, v in c.items()}     # NaN from concatenated frames = absent
             kind = c.get("kind")
             if kind not in self.rules.alarms:
                 rejected.append({**c, "reason": f"unknown alarm kind {kind!r}"})

@@ -123,20 +123,23 @@ def main() -> None:
     site = make_site(rng)
     engine = AlarmEngine()
     tick(engine, *site, NOW)                                   # warm-up: raises the initial alarms
-    times = []
+    # CPU time (process_time) as well as wall time: on a shared machine wall time mostly measures
+    # the other processes.
+    times, cpu = [], []
     for k in range(1, 6):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = tick(engine, *site, NOW + pd.Timedelta(seconds=k))
         times.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
+        cpu.append(time.process_time() - c0)
+    c0 = time.process_time()
     naive = naive_tick(*site[:6])
-    naive_s = time.perf_counter() - t0
-    ours_ms = 1000 * float(np.median(times))
+    naive_s = time.process_time() - c0
+    ours_ms = 1000 * float(np.median(cpu))
     print(f"site: {len(site[0])} patients, {len(site[1])} storage loggers, {len(site[2])} readings, "
           f"{len(site[3])} drugs, {len(site[4])} bins, {len(site[5])} waste items")
     print(f"open alarms: {len(engine.open_alarms())}, events last tick: {len(res.events)}, naive flags: {len(naive)}")
-    print(f"ours  : {ours_ms:8.1f} ms per tick (median of {len(times)})")
-    print(f"naive : {1000 * naive_s:8.1f} ms per tick (per-row Python loop, subset of the rules)")
+    print(f"ours  : {ours_ms:8.1f} ms CPU per tick (median of {len(cpu)}; wall {1000 * np.median(times):.1f} ms)")
+    print(f"naive : {1000 * naive_s:8.1f} ms CPU per tick (per-row Python loop, subset of the rules)")
     print(f"ratio : {1000 * naive_s / ours_ms:8.1f}x faster; target <= 100 ms: {'OK' if ours_ms <= 100 else 'MISSED'}")
 
 

@@ -42,10 +42,17 @@ def _require(df: pd.DataFrame, name: str, cols: Iterable[str]) -> None:
         raise WasteInputError(f"{name} frame lacks column(s) {missing}")
 
 
-def _accepts_long(bins: pd.DataFrame) -> pd.DataFrame:
-    """(bin_id, category) pairs a bin accepts."""
+_CAT_INDEX = pd.Index(WASTE_CATEGORIES)
+
+
+def _accepts_matrix(bins: pd.DataFrame) -> np.ndarray:
+    """bool [bin row, WHO category] - lets every item be checked with one fancy-index lookup."""
     acc = bins["accepts"].map(lambda a: a.split("|") if isinstance(a, str) else list(a))
-    return pd.DataFrame({"bin_id": bins["bin_id"], "category": acc}).explode("category").dropna()
+    long = pd.DataFrame({"row": np.arange(len(bins)), "category": acc.to_numpy(object)}).explode("category")
+    cat = _CAT_INDEX.get_indexer(long["category"].astype(object))
+    m = np.zeros((len(bins), len(WASTE_CATEGORIES)), bool)
+    m[long["row"].to_numpy(int)[cat >= 0], cat[cat >= 0]] = True
+    return m
 
 
 def _utc(s: pd.Series) -> pd.Series:
@@ -66,10 +73,11 @@ def _frame(kind: str, keys, priority, message, room_id, bin_id, subject_id, ts, 
                          "bin_id": bin_id, "subject_id": subject_id, "event_ts": ts, "why": why})
 
 
-def _wrong_bin(items: pd.DataFrame, bins: pd.DataFrame, now) -> pd.DataFrame:
+def _wrong_bin(items: pd.DataFrame, bins: pd.DataFrame, accepts: np.ndarray, now) -> pd.DataFrame:
     inbin = items[items["bin_id"].notna()]
-    m = inbin.merge(_accepts_long(bins).assign(ok=True), on=["bin_id", "category"], how="left")
-    bad = m[m["ok"].isna()].merge(bins[["bin_id", "room_id"]], on="bin_id", suffixes=("_item", ""))
+    row = pd.Index(bins["bin_id"]).get_indexer(inbin["bin_id"])
+    ok = accepts[row, _CAT_INDEX.get_indexer(inbin["category"])]
+    bad = inbin[~ok].assign(room_id=bins["room_id"].to_numpy(object)[row[~ok]])
     prio = np.select([bad["category"].isin(HIGH_RISK), bad["category"] != "general"], ["high", "medium"], "low")
     return _frame("waste.wrong_bin", "waste.wrong_bin:" + bad["item_id"], prio,
                   bad["category"] + " item " + bad["item_id"] + " in bin " + bad["bin_id"] + " that does not accept it",
@@ -95,7 +103,7 @@ def _wrong_place(items, bins, disposal_rooms, now) -> pd.DataFrame:
                loose["room_id"], None, loose["item_id"], _seen(loose, now), "item outside disposal area")])
 
 
-def _overdue(items, bins, now, rules: RuleSet) -> pd.DataFrame:
+def _overdue(items, bins, accepts, now, rules: RuleSet) -> pd.DataFrame:
     limit = items["category"].map({c: r.max_storage_s for c, r in rules.waste.items()}).astype(float)
     age_s = (now - _utc(items["generated_at"])).dt.total_seconds()
     old = items[(age_s > limit).to_numpy()]
@@ -110,11 +118,11 @@ def _overdue(items, bins, now, rules: RuleSet) -> pd.DataFrame:
                          + " % full: close at 3/4 and collect", full["room_id"], full["bin_id"], full["bin_id"],
                          pd.Series(now, index=full.index), "3/4 full, not collected"))
     if "opened_at" in bins:
-        acc = _accepts_long(bins)
-        acc["limit"] = acc["category"].map({c: r.max_storage_s for c, r in rules.waste.items()}).astype(float)
-        strictest = acc.groupby("bin_id")["limit"].min()      # the most perishable accepted category
-        b_age = (now - _utc(bins["opened_at"])).dt.total_seconds()
-        aged = bins[(b_age > bins["bin_id"].map(strictest)).to_numpy() & ~bins["bin_id"].isin(full["bin_id"]).to_numpy()]
+        lim = np.array([rules.waste[c].max_storage_s if c in rules.waste and rules.waste[c].max_storage_s
+                        else np.inf for c in WASTE_CATEGORIES])
+        strictest = np.where(accepts, lim[None, :], np.inf).min(axis=1)   # most perishable accepted category
+        b_age = (now - _utc(bins["opened_at"])).dt.total_seconds().to_numpy(float)
+        aged = bins[(b_age > strictest) & ~(fill >= CLOSE_AT_FILL_PCT).to_numpy()]
         frames.append(_frame("waste.overdue", "waste.overdue:" + aged["bin_id"], "low",
                              "bin " + aged["bin_id"] + " open beyond its storage limit", aged["room_id"], aged["bin_id"],
                              aged["bin_id"], pd.Series(now, index=aged.index), "bin open beyond storage limit"))
@@ -125,12 +133,15 @@ def last_handler(events: pd.DataFrame, trail: pd.DataFrame | None) -> pd.Series:
     """Per event (room_id, event_ts): the last staff member seen in that room at or before it."""
     if trail is None or trail.empty or events.empty:
         return pd.Series(None, index=events.index, dtype=object)
-    t = trail.assign(event_ts=_utc(trail["ts"]))[["room_id", "event_ts", "staff_id"]].dropna(subset=["event_ts"])
-    left = events[["room_id", "event_ts"]].assign(_row=np.arange(len(events)), event_ts=_utc(events["event_ts"]))
-    left = left.assign(room_id=left["room_id"].astype(object), _has=left["room_id"].notna())
-    m = pd.merge_asof(left.sort_values("event_ts"), t.astype({"room_id": object}).sort_values("event_ts"),
-                      on="event_ts", by="room_id", direction="backward")
-    m.loc[~m["_has"], "staff_id"] = None
+    rooms = pd.Index(pd.unique(events["room_id"].dropna().astype(object)))
+    t_code = rooms.get_indexer(trail["room_id"].astype(object))      # -1: a room with no event
+    t = pd.DataFrame({"room": t_code, "event_ts": _utc(trail["ts"]), "staff_id": trail["staff_id"].to_numpy(object)})
+    t = t[(t["room"] >= 0) & t["event_ts"].notna()]
+    e_code = rooms.get_indexer(events["room_id"].astype(object))
+    left = pd.DataFrame({"room": e_code, "event_ts": _utc(events["event_ts"]).to_numpy(copy=True), "_row": np.arange(len(events))})
+    m = pd.merge_asof(left.sort_values("event_ts"), t.sort_values("event_ts"), on="event_ts", by="room",
+                      direction="backward")
+    m.loc[m["room"] < 0, "staff_id"] = None
     return pd.Series(m.sort_values("_row")["staff_id"].to_numpy(), index=events.index)
 
 
@@ -143,7 +154,9 @@ def waste_conditions(bins: pd.DataFrame, items: pd.DataFrame, disposal_rooms: It
     if now.tzinfo is None:
         raise InvalidInput("now must be tz-aware UTC")
     good, rejected = _split_items(items, bins)
-    parts = [_wrong_bin(good, bins, now), _wrong_place(good, bins, disposal_rooms, now), _overdue(good, bins, now, rules)]
+    accepts = _accepts_matrix(bins)
+    parts = [_wrong_bin(good, bins, accepts, now), _wrong_place(good, bins, disposal_rooms, now),
+             _overdue(good, bins, accepts, now, rules)]
     c = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) \
         else _frame("waste.overdue", [], [], [], [], [], [], [], [])
     c["handler"] = last_handler(c, handler_trail).to_numpy()

@@ -79,9 +79,9 @@ def _repeat_times(interval_s: float | None, anchor: datetime | None, lo: datetim
 
 def _daily_times(times_of_day: tuple[str, ...], lo: datetime, hi: datetime) -> list[datetime]:
     # timeOfDay is wall-clock time; the importer has no site time zone, so it is read as UTC.
-    days = pd.date_range(lo.date(), hi.date(), freq="D", tz="UTC")
-    tods = pd.to_timedelta(list(times_of_day))
-    out = (days.values[:, None] + tods.values[None, :]).ravel()
+    days = pd.date_range(lo.date(), hi.date(), freq="D").to_numpy()
+    tods = pd.to_timedelta(list(times_of_day)).to_numpy()
+    out = (days[:, None] + tods[None, :]).ravel()
     stamps = pd.DatetimeIndex(out).tz_localize("UTC")
     return [t.to_pydatetime() for t in stamps if lo <= t <= hi]
 

@@ -291,7 +291,9 @@ def _sort_key(item) -> tuple:
 
 
 BUCKETS = {
-    "AllergyIntolerance": lambda x: "allergies" if x.clinical_status == "active" else "inactive_allergies",
+    # a refuted allergy is not shown as active even if its clinicalStatus was left "active"
+    "AllergyIntolerance": lambda x: ("allergies" if x.clinical_status == "active" and x.verification_status != "refuted"
+                                     else "inactive_allergies"),
     "MedicationRequest": lambda x: "medications" if x.status == "active" else "medication_history",
     "Condition": lambda x: "conditions" if x.clinical_status in ACTIVE_CONDITION else "past_conditions",
     "Encounter": lambda x: "encounters",

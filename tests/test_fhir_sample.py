@@ -105,9 +105,9 @@ def test_vitals_last_24h_and_first_patient_deteriorates(generated):
         assert vitals["ts"].between(NOW - timedelta(hours=24), NOW).all()
         assert {"resp_rate_per_min", "spo2_pct", "sbp_mmhg", "pulse_per_min", "temp_c", "consciousness"} <= set(vitals["name"])
     wide = records["P001"].vitals_frame().pivot_table(index="ts", columns="name", values="value")
-    scores = [news2_scale1(r.resp_rate_per_min, r.spo2_pct, r.sbp_mmhg, r.pulse_per_min, r.temp_c,
-                           not pd.isna(r.get("inspired_o2_pct", float("nan"))))
-              for r in wide.reset_index().itertuples()]
+    scores = [news2_scale1(r["resp_rate_per_min"], r["spo2_pct"], r["sbp_mmhg"], r["pulse_per_min"], r["temp_c"],
+                           not pd.isna(r["inspired_o2_pct"]))
+              for _, r in wide.iterrows()]
     assert scores[0] <= 1 and scores[-1] >= 7 and len(scores) >= 9
 
 

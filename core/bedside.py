@@ -4,17 +4,19 @@ may see the patient's record (care context), and what the bedside screen shows (
 Session rules [E] (engineering choices, not from a standard):
 - a clinician is *at* a bed when a sample lies inside the bed polygon grown by `margin_m`, or a bed
   antenna read them; overlapping margins go to the nearest bed;
-- a session opens after `dwell_s` of continuous presence at one bed (start = first sample there);
+- a session opens after `dwell_s` of presence at one bed, i.e. reads there with no gap reaching
+  `exit_s` (start = first read there); stray reads at a neighbouring bed do not restart the count;
 - it closes once the clinician has not been seen at that bed for `exit_s` (end = last sample there),
-  or as soon as a session at another bed opens, so sessions of one clinician never overlap and
-  dropouts or brief passes shorter than `exit_s` do not split it (no flapping).
+  or as soon as a session at another bed opens — which needs `dwell_s` there without a read at the
+  current bed in between — so sessions of one clinician never overlap, and dropouts or stray reads
+  shorter than `exit_s` do not split them (no flapping).
 Samples away from any bed carry no extra information for these rules and are dropped up front;
 positions are matched to beds with one STRtree query, samples are compressed into runs with numpy,
 and the small state machine walks runs (visits), not samples."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 import numpy as np
@@ -29,6 +31,7 @@ from core.models import utc
 
 SESSION_COLUMNS = ["staff_id", "patient_id", "bed_id", "start", "end", "duration_s", "open"]
 _NS = 1_000_000_000
+END_OF_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)   # "history is complete": closes every session
 
 
 # ---------------------------------------------------------------- samples → beds
@@ -66,6 +69,9 @@ def _ns(ts: pd.Series) -> np.ndarray:
 
 def _runs(staff: np.ndarray, bed: np.ndarray, t_ns: np.ndarray, exit_ns: int) -> pd.DataFrame:
     """Consecutive samples of one clinician at one bed, split where a gap reaches `exit_ns`."""
+    if len(t_ns) == 0:
+        return pd.DataFrame({"staff_id": [], "bed_id": [], "first_ns": np.zeros(0, "int64"),
+                             "last_ns": np.zeros(0, "int64"), "n": np.zeros(0, "int64")})
     order = np.lexsort((t_ns, staff))
     staff, bed, t_ns = staff[order], bed[order], t_ns[order]
     new = np.ones(len(t_ns), dtype=bool)
@@ -98,13 +104,13 @@ def _dt(ns: int) -> datetime:
 
 @dataclass
 class _Track:
-    """Per-clinician state: the open session (bed, start, last seen) and the candidate run."""
+    """Per-clinician state: the open session (bed, start, last seen) and candidate visits per bed
+    (first, last seen). A read at the session bed clears the candidates, so switching beds needs
+    `dwell_s` at the new bed without the old one in between (no flapping at a bed border)."""
     bed: str | None = None
     start_ns: int = 0
     last_ns: int = 0
-    cand_bed: str | None = None
-    cand_first: int = 0
-    cand_last: int = 0
+    cands: dict = field(default_factory=dict)
     patient_id: str | None = None
     seen_ns: int = -(2 ** 62)
 
@@ -119,16 +125,19 @@ class _Track:
         if self.bed is not None and first - self.last_ns >= exit_ns:
             self.close(staff, closed)
         if bed == self.bed:
-            self.last_ns, self.cand_bed = last, None
+            self.last_ns = last
+            self.cands.clear()
             return
-        if self.cand_bed == bed and first - self.cand_last < exit_ns:
-            self.cand_last = last                       # the same visit, continued in a later batch
+        cand = self.cands.get(bed)
+        if cand is not None and first - cand[1] < exit_ns:
+            cand[1] = last                              # same visit: a noisy read elsewhere or a batch edge
         else:
-            self.cand_bed, self.cand_first, self.cand_last = bed, first, last
-        if self.cand_last - self.cand_first >= dwell_ns:
+            cand = self.cands[bed] = [first, last]
+        if cand[1] - cand[0] >= dwell_ns:
             self.close(staff, closed)
-            self.bed, self.start_ns, self.last_ns = bed, self.cand_first, self.cand_last
-            self.patient_id, self.cand_bed = patients.get(bed), None
+            self.bed, self.start_ns, self.last_ns = bed, cand[0], cand[1]
+            self.patient_id = patients.get(bed)
+            self.cands.clear()
             opened.append(Session(staff, bed, self.patient_id, _dt(self.start_ns), None))
 
     def expire(self, staff: str, now_ns: int, exit_ns: int, closed: list) -> None:
@@ -195,7 +204,7 @@ def bedside_sessions(samples: pd.DataFrame, beds_df: pd.DataFrame | None, patien
     without it the history is taken as complete and every session is closed at its last sample."""
     tracker = BedsideTracker(beds_df, patients_by_bed, dwell_s, exit_s, margin_m)
     ordered = samples.sort_values("ts", kind="stable") if len(samples) else samples
-    horizon = now if now is not None else pd.Timestamp.max.tz_localize("UTC").to_pydatetime() - timedelta(days=1)
+    horizon = now if now is not None else END_OF_TIME
     opened, closed = tracker.update(ordered, horizon) if len(samples) else ([], [])
     rows = [(s.staff_id, s.patient_id, s.bed_id, s.start, s.end, False) for s in closed]
     rows += [(s.staff_id, s.patient_id, s.bed_id, s.start, None, True) for s in tracker.open_sessions()]

@@ -203,7 +203,12 @@ def test_new_user_must_enrol_and_gets_qr(engine):
     uri, png = service.enrolment(ticket.token, T0)
     assert secret in uri and png.startswith(b"\x89PNG")
     service.finish_login(ticket.token, totp.code_at(secret, T0), T0)
-    assert not service.begin_login("bob", PASSWORD, T0 + timedelta(minutes=1)).needs_enrolment
+    later = T0 + timedelta(minutes=1)
+    ticket = service.begin_login("bob", PASSWORD, later)
+    assert not ticket.needs_enrolment
+    with pytest.raises(AuthError, match="already enrolled"):        # the secret is never shown twice
+        service.enrolment(ticket, later)
+    assert service.finish_login(ticket, totp.code_at(secret, later), later).role == "doctor"
 
 
 @pytest.mark.parametrize("username, role", [("x", "nurse"), ("ok.name", "kiosk"), ("ok.name", "janitor")],
@@ -247,3 +252,21 @@ def test_break_glass_needs_permission_and_reason_and_is_audited(auth, engine):
     with pytest.raises(AccessDenied):
         break_glass(engine, pharm, "P7", "patient collapsed in corridor", T0)
     assert audit.verify_chain(engine).ok
+
+
+def test_admin_disable_ends_sessions_and_unlock_clears_lockout(auth, engine):
+    session = login(auth, T0)
+    with pytest.raises(AccessDenied):
+        auth.set_active("alice", False, T0, by="bob", by_role="nurse")
+    auth.set_active("alice", False, T0, by="root", by_role="admin")
+    with pytest.raises(AuthError):
+        auth.check_session(session.token, T0 + timedelta(seconds=1))
+    with pytest.raises(AuthError, match="sign-in failed"):
+        auth.begin_login("alice", PASSWORD, T0 + timedelta(seconds=2))
+    auth.set_active("alice", True, T0, by="root", by_role="admin")
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            auth.begin_login("alice", "guess-guess", T0 + timedelta(minutes=1))
+    auth.unlock("alice", T0 + timedelta(minutes=2), by="root", by_role="admin")
+    assert login(auth, T0 + timedelta(minutes=2)).username == "alice"
+    assert {"user_disabled", "user_enabled", "user_unlocked"} <= {a for a, *_ in actions(engine)}

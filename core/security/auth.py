@@ -82,6 +82,10 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _token(ticket: str | LoginTicket) -> str:
+    return ticket.token if isinstance(ticket, LoginTicket) else str(ticket or "")
+
+
 def normalise_username(username: str) -> str:
     return str(username or "").strip().lower()
 
@@ -135,8 +139,21 @@ class AuthService:
         with self._tx() as conn:
             conn.execute(update(users).where(users.c.username == name)
                          .values(failed_attempts=0, locked_until_ms=None))
-            audit.append(conn, ts=now, actor=by, role=str(Role(by_role).value), action="user_unlocked",
+            audit.append(conn, ts=now, actor=by, role=Role(by_role).value, action="user_unlocked",
                          object_type="user", object_id=name)
+
+    def set_active(self, username: str, active: bool, now: datetime, *, by: str, by_role: Role | str) -> None:
+        """Admin enables / disables an account (audited); disabling ends its open sessions."""
+        require(by_role, "manage_users")
+        name = normalise_username(username)
+        with self._tx() as conn:
+            found = conn.execute(update(users).where(users.c.username == name).values(active=active)).rowcount
+            if not found:
+                raise InvalidInput(f"no user {name!r}")
+            if not active:
+                conn.execute(delete(sessions).where(sessions.c.username == name))
+            audit.append(conn, ts=now, actor=by, role=Role(by_role).value,
+                         action="user_enabled" if active else "user_disabled", object_type="user", object_id=name)
 
     # ---- sign-in --------------------------------------------------------------------------------
     def begin_login(self, username: str, password: str, now: datetime) -> LoginTicket:
@@ -162,8 +179,9 @@ class AuthService:
             raise AuthError(LOGIN_FAILED)
         return ticket
 
-    def enrolment(self, ticket: str, now: datetime) -> tuple[str, bytes]:
+    def enrolment(self, ticket: str | LoginTicket, now: datetime) -> tuple[str, bytes]:
         """(otpauth URI, QR PNG) for a ticket whose account has not confirmed its second factor yet."""
+        ticket = _token(ticket)
         with self._tx() as conn:
             user = self._ticket_user(conn, ticket, to_ms(now))
         if user is None:
@@ -173,9 +191,9 @@ class AuthService:
         uri = totp.provisioning_uri(user["totp_secret"], user["username"])
         return uri, totp.qr_png(uri)
 
-    def finish_login(self, ticket: str, code: str, now: datetime) -> Session:
+    def finish_login(self, ticket: str | LoginTicket, code: str, now: datetime) -> Session:
         """Check the TOTP code for a ticket; return a new Session or raise AuthError."""
-        now_ms = to_ms(now)
+        ticket, now_ms = _token(ticket), to_ms(now)
         error: str | None = None
         with self._tx() as conn:
             user = self._ticket_user(conn, ticket, now_ms)

@@ -1,0 +1,62 @@
+"""Operator commands (print JSON, exit 0 on success, 1 on a broken audit chain, 2 on an error):
+
+    python -m core.security verify-audit --db URL [--anchor SEQ:HASH]
+    python -m core.security purge --db URL --older-than-days N [--staff-history-hours H]
+    python -m core.security roles-matrix          # the Markdown access matrix for the README
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+
+from core.errors import WardsightError
+
+DEFAULT_STAFF_HISTORY_H = 14 * 24   # [E] long enough for a 14-day exposure look-back in contact tracing
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core.security", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    verify = sub.add_parser("verify-audit", help="check the audit log's hash chain")
+    verify.add_argument("--db", required=True, help="SQLAlchemy URL of the store")
+    verify.add_argument("--anchor", help="SEQ:HASH head recorded earlier (detects deleted newest rows)")
+    purge = sub.add_parser("purge", help="apply the retention policy")
+    purge.add_argument("--db", required=True, help="SQLAlchemy URL of the store")
+    purge.add_argument("--older-than-days", type=float, required=True, help="delete raw reads older than this")
+    purge.add_argument("--staff-history-hours", type=float, default=DEFAULT_STAFF_HISTORY_H,
+                       help="fold staff movement older than this into hourly room counts (default %(default)s)")
+    sub.add_parser("roles-matrix", help="print the access matrix as Markdown")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "roles-matrix":
+        from core.security.roles import matrix_markdown
+        print(matrix_markdown(), end="")
+        return 0
+    from core.security import audit, privacy, tables  # noqa: F401  (tables registers the schema)
+    from core.storage.engine import make_engine
+    try:
+        engine = make_engine(args.db)
+        if args.command == "verify-audit":
+            anchor = None
+            if args.anchor:
+                seq, _, digest = args.anchor.partition(":")
+                anchor = (int(seq), digest)
+            result = audit.verify_chain(engine, anchor=anchor)
+            print(json.dumps(result.to_dict()))
+            return 0 if result.ok else 1
+        now = datetime.now(timezone.utc)   # the CLI is the edge: the clock is read here, not in core
+        result = privacy.purge(engine, now, args.older_than_days, args.staff_history_hours)
+        print(json.dumps(result.to_dict()))
+        return 0
+    except (WardsightError, ValueError) as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,26 +1,29 @@
-"""Wardsight: `streamlit run app.py`. Page config, navigation and the shared feed."""
+"""Wardsight: `streamlit run app.py`. Page config, sign-in gate, role-based navigation, the shared feed."""
 import streamlit as st
 
-from ui import state
+from core.security import roles
+from ui import auth, nav, render, state
 
 st.set_page_config(page_title="Wardsight", page_icon="🏥", layout="wide")
 
 state.repo()     # create the schema and load the site on first start
 state.feed()     # the simulated hospital feed: once per server process
 
-PAGES = {
-    "Live": [
-        st.Page("pages/ward_map.py", title="Live floor map", icon=":material/map:", default=True),
-        st.Page("pages/where.py", title="Who & what is where", icon=":material/search:"),
-        st.Page("pages/history.py", title="History", icon=":material/history:"),
-    ],
-    "System": [
-        st.Page("pages/feed_status.py", title="Feed status", icon=":material/sensors:"),
-        st.Page("pages/floor_plans.py", title="Floor plans", icon=":material/layers:"),
-    ],
-}
-st.navigation(PAGES).run()
-
-from ui import render  # noqa: E402
-
+user = auth.current_user()
+role = user.role if user else roles.Role.KIOSK.value
+specs = nav.available(roles.pages_for(role))
+sections: dict[str, list] = {}
+for i, spec in enumerate(specs):
+    sections.setdefault(spec.section, []).append(
+        st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.key, default=(user is not None and i == 0)))
+if user is None:
+    sections = {"": [st.Page(auth.login_page, title="Sign in", icon=":material/login:", url_path="login",
+                             default=True)], **sections}
+else:
+    with st.sidebar:
+        st.markdown(f"**{user.display_name}**  \n{user.role.replace('_', ' ')}")
+        if st.button("Sign out", icon=":material/logout:"):
+            auth.sign_out()
+            st.rerun()
+st.navigation(sections).run()
 render.footer()

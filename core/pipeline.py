@@ -2,12 +2,14 @@
 ingest service and file replay alike, so every feed gets the same checks and the same quarantine."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Callable
 
 import pandas as pd
 
 from core.config import Settings
+from core.errors import WardsightError
 from core.ingest import Registry, validate
 from core.locate import locate_reads
 from core.models import to_ms
@@ -22,6 +24,17 @@ class TickResult:
     changes: int
     located: pd.DataFrame
     quarantine: pd.DataFrame
+    changes_frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    withheld: dict[str, int] = field(default_factory=dict)
+
+
+# A filter sees located reads before presence and returns the reads to keep plus counts of what it
+# withheld by policy (e.g. staff off duty or in privacy zones); withheld reads are neither tracked
+# nor stored, and are not quarantine (they are not bad data).
+ReadFilter = Callable[[pd.DataFrame, datetime], tuple[pd.DataFrame, dict[str, int]]]
+# A hook runs after each stored tick (alarm rules, clone detection, bedside sessions ...). A failing
+# hook is reported by the runner and never loses the tick's data, which is already stored.
+TickHook = Callable[["TickResult", datetime], None]
 
 
 class Pipeline:
@@ -31,6 +44,8 @@ class Pipeline:
         self.tracker = PresenceTracker(site.tags, change_reads=settings.room_change_reads)
         self.tracker.restore(repo.presence())
         self.store_raw_reads = store_raw_reads
+        self.filters: list[ReadFilter] = []
+        self.hooks: list[TickHook] = []
 
     def process(self, raw: pd.DataFrame, now: datetime, *, source: str = "sim",
                 extra_quarantine: pd.DataFrame | None = None) -> TickResult:
@@ -38,6 +53,11 @@ class Pipeline:
         quarantine = res.quarantine if extra_quarantine is None or extra_quarantine.empty else \
             pd.concat([extra_quarantine, res.quarantine], ignore_index=True)
         located = locate_reads(res.accepted, self.site)
+        withheld: dict[str, int] = {}
+        for keep in self.filters:
+            located, counts = keep(located, now)
+            for k, v in counts.items():
+                withheld[k] = withheld.get(k, 0) + int(v)
         upd = self.tracker.update(located)
         lost = self.tracker.expire(to_ms(now), self.settings.unknown_after_s)
         changes = upd.changes if lost.empty else pd.concat([upd.changes, lost], ignore_index=True)
@@ -46,4 +66,17 @@ class Pipeline:
                                  [upd.current, self.tracker._rows(self.tracker.tag_ids.get_indexer(lost["tag_id"]))],
                                  ignore_index=True),
                              changes=changes, quarantine=quarantine, source=source, now=now)
-        return TickResult(len(res.accepted), len(quarantine), len(changes), located, quarantine)
+        result = TickResult(len(located), len(quarantine), len(changes), located, quarantine, changes, withheld)
+        errors = []
+        for hook in self.hooks:
+            try:
+                hook(result, now)
+            except Exception as exc:  # noqa: BLE001 - one failing consumer must not stop the others
+                errors.append(f"{getattr(hook, '__name__', hook)}: {exc.__class__.__name__}: {exc}")
+        if errors:
+            raise HookError("; ".join(errors))
+        return result
+
+
+class HookError(WardsightError):
+    """One or more tick hooks failed (the tick's reads were stored before the hooks ran)."""

@@ -3,7 +3,9 @@ import pandas as pd
 import streamlit as st
 
 from core.models import to_ms
-from ui import render, state
+from ui import auth, render, state
+
+auth.require_page("feed_status")
 
 repo = state.repo()
 runner = state.feed()

@@ -7,8 +7,10 @@ import streamlit as st
 
 from core.errors import FloorPlanError
 from core.floorplan import Building, FloorPlan
-from ui import state
+from ui import auth, state
 from ui.figures import base_figure
+
+auth.require_page("floor_plans")
 
 site = state.site()
 st.title("Floor plans")

@@ -6,8 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.history import trail, where_at
-from ui import state
+from ui import auth, state
 from ui.figures import base_figure
+
+auth.require_page("history")
 
 site = state.site()
 repo = state.repo()

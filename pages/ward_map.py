@@ -1,8 +1,10 @@
 """Live floor map: who and what is where, refreshed every few seconds without reloading the page."""
 import streamlit as st
 
-from ui import render, state
+from ui import auth, render, state
 from ui.figures import add_markers, base_figure
+
+auth.require_page("ward_map")
 
 site = state.site()
 cfg = state.settings()

@@ -4,7 +4,9 @@ import streamlit as st
 
 from core.search import find, nearest_available
 from core.snapshot import age_text
-from ui import render, state
+from ui import auth, render, state
+
+auth.require_page("where")
 
 site = state.site()
 st.title("Who & what is where")

@@ -26,6 +26,10 @@ admin_users      0 0 0 0 0 0 1 0
 audit_viewer     0 0 0 0 0 1 1 0
 care_team        1 1 1 0 0 1 0 0
 about_me         1 1 1 1 1 1 1 0
+floor_plans      0 0 0 0 1 1 1 0
+drug_storage     1 0 1 1 1 1 0 0
+vitals           1 1 1 0 0 0 0 0
+waste            1 0 1 1 1 1 0 0
 """
 PERMISSION_POLICY = """
 see_patient_identity  1 1 1 0 0 0 0 0

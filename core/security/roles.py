@@ -46,6 +46,10 @@ PAGES: dict[str, tuple[str, frozenset[Role]]] = {
     "audit_viewer":    ("Audit log", frozenset({M, A})),
     "care_team":       ("Care team", frozenset({N, D, C, M})),
     "about_me":        ("What Wardsight knows about me", frozenset(STAFF_ROLES)),
+    "floor_plans":     ("Floor plans", frozenset({F, M, A})),
+    "drug_storage":    ("Drug storage", frozenset({N, C, P, F, M})),
+    "vitals":          ("Vital signs & NEWS2", frozenset({N, D, C})),
+    "waste":           ("Waste disposal", frozenset({N, C, P, F, M})),
 }
 
 # permission -> (meaning, roles that hold it)

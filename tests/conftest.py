@@ -18,3 +18,14 @@ def external_dir() -> Path:
     if path is None or not path.is_dir():
         pytest.skip("WARDSIGHT_EXTERNAL_DIR is not set to ../shared/external (validation suite only)")
     return path
+
+
+@pytest.fixture(scope="session")
+def app_db(tmp_path_factory):
+    """A page-test database filled by the real pipeline; the app is pointed at it (feed off)."""
+    import streamlit as st
+    from tests.apptest_support import prepare_database
+    url = prepare_database(tmp_path_factory.mktemp("app"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    return url

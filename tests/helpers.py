@@ -23,8 +23,8 @@ def run_feed(repo, site, ticks: int, *, start: datetime = T0, seed: int = 3, fau
              settings: Settings | None = None):
     """Drive the simulator through the pipeline for `ticks` one-second ticks; returns the pipeline."""
     from core.feeds.simulator import HospitalSimulator
-    from core.pipeline import Pipeline
-    pipe = Pipeline(site, repo, settings or Settings())
+    from core.services import build_pipeline
+    pipe = build_pipeline(site, repo, settings or Settings())
     sim = HospitalSimulator(site, seed=seed, fault_rate=fault_rate)
     for k in range(ticks):
         now = start + timedelta(seconds=k)

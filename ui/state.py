@@ -39,9 +39,9 @@ def feed() -> FeedRunner | None:
     if cfg.feed != "sim":
         return None
     from core.feeds.simulator import HospitalSimulator
-    from core.pipeline import Pipeline
+    from core.services import build_pipeline
     sim = HospitalSimulator(site(), seed=cfg.sim_seed)
-    return FeedRunner(Pipeline(site(), repo(), cfg), sim.step, tick_s=cfg.sim_tick_s, source_name="sim").start()
+    return FeedRunner(build_pipeline(site(), repo(), cfg), sim.step, tick_s=cfg.sim_tick_s, source_name="sim").start()
 
 
 def now() -> datetime:

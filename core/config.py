@@ -84,3 +84,17 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
 
 
 SETTINGS = {f.metadata["env"]: f.metadata["doc"] for f in fields(Settings)}
+
+
+def settings_markdown() -> str:
+    """The README's settings table (`python -m core.config`)."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        default = "SQLite file `data/wardsight.db`" if f.name == "db_url" else \
+            "`sample_data/`" if f.name == "sample_dir" else f"`{f.default}`"
+        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_markdown())

@@ -59,6 +59,8 @@ def locate_reads(accepted: pd.DataFrame, site, window_s: float = 1.0) -> pd.Data
         rd["bed_id"] = rd["bed_id"].astype(object).where(rd["bed_id"].notna(), None)
         parts.append(rd)
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    for col in ("floor_id", "room_id", "bed_id"):      # None, never NaN, for "not in any room / bed"
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
     return out[LOCATED_COLUMNS + ["origin"]].sort_values("ts", kind="stable").reset_index(drop=True)
 
 

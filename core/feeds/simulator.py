@@ -119,7 +119,7 @@ class HospitalSimulator:
                 ward = self.ward[i] or wards[i % len(wards)]
                 room = f"{ward}-NS" if f"{ward}-NS" in self._rooms.index else self._rooms.index[0]
                 self._place(i, room, self._room_point(room))
-            self.dwell_until[i] = self.rng.uniform(0, 60)
+            self.dwell_until[i] = self.rng.uniform(0, 60 if kind == "staff" else 900)
 
     # ---------- planning (per arriving agent) ----------
     def _route(self, i: int, dest_room: str, dest_xy: tuple[float, float]) -> list[tuple[int, float, float]]:
@@ -149,7 +149,7 @@ class HospitalSimulator:
             bed_room = self._beds.at[bed, "room_id"]
             if self.room[i] != bed_room:                       # back to bed
                 return bed_room, self._bed_point(bed, False), self.rng.uniform(1800, 7200)
-            if self.rng.random() < 0.15:                       # an occasional walk to the toilet
+            if self.rng.random() < 0.04:                       # an occasional walk to the toilet
                 ward = self._rooms.at[bed_room, "ward_id"]
                 toilet = f"{ward}-PT1"
                 return toilet, self._room_point(toilet, 0.2), self.rng.uniform(120, 400)

@@ -61,6 +61,8 @@ class HospitalSimulator:
         self.target_floor = np.zeros(n, dtype=np.int16)
         self.moving = np.zeros(n, dtype=bool)
         self.dwell_until = np.zeros(n)
+        # active (RTLS) badges report their battery; a few are nearly flat so low-battery alarms show
+        self.battery_pct = np.where(self.rng.random(n) < 0.04, self.rng.uniform(5, 14, n), self.rng.uniform(25, 100, n))
         self.speed = np.array([WALK_MPS.get(k, 1.0) for k in self.kind]) * self.rng.uniform(0.85, 1.15, n)
         self.route: list[list[tuple[int, float, float]]] = [[] for _ in range(n)]
         self.room = np.empty(n, dtype=object)
@@ -207,6 +209,7 @@ class HospitalSimulator:
             dt = max(0.0, (now - self.last_now).total_seconds())
         self.last_now = now
         self.t += dt
+        self.battery_pct = np.maximum(0.0, self.battery_pct - dt * 1e-5)   # ≈ 1 % a day
         self._move(dt)
         self._plan_arrivals()
         return self._emit(now)
@@ -265,7 +268,8 @@ class HospitalSimulator:
         positions = pd.DataFrame({"ts": ts[pos_rows], "tag_id": self.tag_id[pos_rows], "reader_id": None,
                                   "antenna": np.nan, "rssi_dbm": np.nan,
                                   "x_m": xy[:, 0].round(2), "y_m": xy[:, 1].round(2),
-                                  "floor_id": self.floor_ids[self.floor[pos_rows]]})
+                                  "floor_id": self.floor_ids[self.floor[pos_rows]],
+                                  "battery_pct": self.battery_pct[pos_rows].round(0)})
         reads = self._reader_reads(np.flatnonzero(active & self.reader_shape), ts)
         out = pd.concat([positions, reads], ignore_index=True)
         if self.fault_rate > 0:

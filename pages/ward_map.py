@@ -2,7 +2,7 @@
 import streamlit as st
 
 from ui import auth, render, state
-from ui.figures import add_markers, base_figure
+from ui.figures import add_markers, add_ward_labels, base_figure
 
 auth.require_page("ward_map")
 
@@ -15,7 +15,7 @@ floors = sorted(site.floors, key=lambda f: site.levels[f])
 c1, c2, c3 = st.columns([2, 3, 3])
 floor_id = c1.selectbox("Floor", floors, format_func=lambda f: site.floors[f].name, key="map_floor")
 wards_here = site.wards[site.wards["floor_id"] == floor_id]
-ward = c2.selectbox("Ward", ["All wards on this floor"] + wards_here["ward_id"].tolist(),
+ward = c2.selectbox("Ward", wards_here["ward_id"].tolist() + ["All wards on this floor"],
                     format_func=lambda w: w if w.startswith("All") else wards_here.set_index("ward_id").at[w, "name"])
 kinds = c3.multiselect("Show", ["staff", "patient", "device"], default=["staff", "patient", "device"])
 render.feed_banner()
@@ -24,7 +24,16 @@ render.feed_banner()
 @st.cache_resource(max_entries=16)
 def _base(floor_id: str):
     plan = site.floors[floor_id]
-    return base_figure(plan, site.rooms.set_index("room_id")["room_type"], height_px=None)
+    fig = base_figure(plan, site.rooms.set_index("room_id")["room_type"], height_px=None)
+    return add_ward_labels(fig, site, floor_id)
+
+
+def _extent(floor_id: str, ward: str) -> tuple[float, float, float, float]:
+    if ward.startswith("All"):
+        return site.floors[floor_id].bounds
+    rooms = site.floors[floor_id].rooms
+    import shapely
+    return tuple(shapely.total_bounds(rooms[rooms["ward_id"] == ward]["geometry"].to_numpy()))
 
 
 @st.fragment(run_every=cfg.refresh_s)
@@ -40,9 +49,10 @@ def live_map() -> None:
                                   f"{counts.get('unknown', 0)} unknown (not drawn)")
     import plotly.graph_objects as go
     fig = add_markers(go.Figure(_base(floor_id)), m, site.tz)
-    plan = site.floors[floor_id]
-    x0, y0, x1, y1 = plan.bounds
-    fig.update_layout(height=int(min(760, max(360, 1500 * (y1 - y0 + 2) / (x1 - x0 + 2) + 120))))
+    x0, y0, x1, y1 = _extent(floor_id, ward)
+    fig.update_xaxes(range=[x0 - 1, x1 + 1])
+    fig.update_yaxes(range=[y0 - 1, y1 + 3])
+    fig.update_layout(height=int(min(760, max(340, 1250 * (y1 - y0 + 4) / (x1 - x0 + 2) + 90))))
     st.plotly_chart(fig, width="stretch", config={"displaylogo": False, "scrollZoom": True},
                     key="floor_map")
 

@@ -32,6 +32,11 @@ ROOM_FILL = {"corridor": "#f2f2f2", "bay": "#eef5fb", "single": "#eef5fb", "nurs
              "lift_lobby": "#e8e8e8", "room": "#eef5fb", "bathroom": "#f7f7f7"}
 
 
+SHORT_LABEL = {"Nurses' station": "Nurses' stn", "Medication room": "Meds", "Equipment store": "Equipment",
+               "Dirty utility": "Dirty util.", "Patient bathroom": "Bathroom", "Patient toilet": "WC",
+               "Staff toilet": "Staff WC", "Staff room": "Staff rm"}
+
+
 def style_for(cat: str) -> tuple[str, str, str]:
     return STYLE.get(cat, ("#444444", "circle", cat.split(":")[-1].replace("_", " ").title()))
 
@@ -61,7 +66,7 @@ def base_figure(plan: FloorPlan, room_types: pd.Series | None = None, *, height_
         pts = [g.representative_point() for g in named["geometry"]]
         big = np.array([g.area for g in named["geometry"]]) > 6
         fig.add_trace(go.Scatter(x=[p.x for p, b in zip(pts, big) if b], y=[p.y for p, b in zip(pts, big) if b],
-                                 text=[str(n) for n, b in zip(named["name"], big) if b], mode="text",
+                                 text=[SHORT_LABEL.get(str(n), str(n)) for n, b in zip(named["name"], big) if b], mode="text",
                                  textfont=dict(size=11, color="#555"), hoverinfo="skip", showlegend=False,
                                  name="room labels"))
     beds = plan.beds
@@ -79,6 +84,18 @@ def base_figure(plan: FloorPlan, room_types: pd.Series | None = None, *, height_
     fig.update_layout(margin=dict(l=4, r=4, t=4, b=4), plot_bgcolor="white", paper_bgcolor="white",
                       height=height_px, dragmode="pan", hovermode="closest",
                       legend=dict(orientation="h", yanchor="top", y=-0.02, x=0, font=dict(size=13)))
+    return fig
+
+
+def add_ward_labels(fig: go.Figure, site, floor_id: str) -> go.Figure:
+    """Ward names above each ward's rooms."""
+    import shapely
+    rooms = site.floors[floor_id].rooms
+    names = site.wards.set_index("ward_id")["name"]
+    for ward_id, grp in rooms[rooms["ward_id"].notna()].groupby("ward_id"):
+        x0, _, x1, y1 = shapely.total_bounds(grp["geometry"].to_numpy())
+        fig.add_annotation(x=x0, y=y1 + 0.4, text=f"<b>{names.get(ward_id, ward_id)}</b>", showarrow=False,
+                           xanchor="left", yanchor="bottom", font=dict(size=14, color="#333"))
     return fig
 
 

@@ -362,3 +362,67 @@ def for_wards(frames: OpsFrames, wards) -> OpsFrames:
     out["dispenser_events"] = frames.dispenser_events[
         frames.dispenser_events["staff_id"].isin(set(out["room_events"]["staff_id"]))].reset_index(drop=True)
     return OpsFrames(**out)
+
+
+# --------------------------------------------------------------------------------- page tables
+
+def first_record(engine):
+    """Time of the store's first presence change (where live history begins), or None."""
+    c = s.presence_changes
+    df = _read(engine, select(func.min(c.c.ts_ms).label("ts_ms")))
+    ms = df["ts_ms"].iloc[0] if len(df) else None
+    return None if ms is None or pd.isna(ms) else pd.Timestamp(int(ms), unit="ms", tz="UTC")
+
+
+def build_rollup(frames: OpsFrames, start, end, tz: str):
+    """The daily rollup of the big feeds for whole local days [start, end) (cache this)."""
+    from core.operations import daily_rollup
+    return daily_rollup(frames.alarms, frames.sessions, frames.device_intervals, frames.room_events,
+                        frames.dispenser_events, start, end, tz=tz)
+
+
+def rollup_for_wards(rollup, wards):
+    """The rollup restricted to some wards (None or empty: all)."""
+    if not wards:
+        return rollup
+    keep = set(wards)
+    return type(rollup)(*(df[df["ward_id"].isin(keep)].reset_index(drop=True) for df in rollup))
+
+
+def page_tables(frames: OpsFrames, rollup, start, end, now, tz: str,
+                bin_limits_h: dict[str, float] | float = 48.0) -> dict[str, pd.DataFrame]:
+    """Every table of the operations page for whole local days [start, end): the rollup-backed
+    aggregates of `core.operations.operations_page` plus excursions, waste, par levels (at the
+    latest instant the device data covers, ≤ now) and bed occupancy from the (small) raw frames.
+    `frames` and `rollup` must already be restricted to the wards shown."""
+    from core import operations as ops
+    out = ops.operations_page(rollup, frames.beds, start, end, tz=tz)
+    hist = ops._days(rollup.response_hist, start, end, tz)
+    out["response_hist"] = (hist.groupby(["kind", "ward_id", "shift", "metric", "bucket_s"])["count"].sum()
+                            .reset_index())
+    out["excursions"] = ops.excursion_summary(frames.excursions, start, end)
+    out["waste"] = ops.waste_compliance(frames.disposals, frames.bins, start, end, max_age_h=bin_limits_h)
+    cover = frames.device_intervals["end"].max() if len(frames.device_intervals) else pd.NaT
+    at = pd.Timestamp(now).tz_convert("UTC")
+    if pd.notna(cover):
+        at = min(at, cover - pd.Timedelta(milliseconds=1))
+    par = ops.par_levels(frames.device_intervals, frames.par, at)
+    out["par_levels"] = par.assign(as_of=at)
+    # occupancy of the period so far: hours still to come today are not empty beds
+    occ_end = min(pd.Timestamp(end).tz_convert("UTC"), pd.Timestamp(now).tz_convert("UTC"))
+    if occ_end <= pd.Timestamp(start):
+        occ_end = end
+    out["occupancy"] = ops.bed_occupancy(frames.stays, frames.beds, start, occ_end)
+    return out
+
+
+def day_window(first_day, last_day, tz: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[local midnight of first_day, local midnight after last_day) in `tz` (DST-safe: each end
+    is localised on its own date). Dates, not datetimes."""
+    lo, hi = pd.Timestamp(first_day), pd.Timestamp(last_day)
+    if lo.tzinfo is not None or hi.tzinfo is not None:
+        raise InvalidInput("day_window takes calendar dates, not times")
+    if hi < lo:
+        raise InvalidInput(f"last day {hi.date()} is before first day {lo.date()}")
+    return (lo.normalize().tz_localize(tz, nonexistent="shift_forward", ambiguous=False),
+            (hi.normalize() + pd.Timedelta(days=1)).tz_localize(tz, nonexistent="shift_forward", ambiguous=False))

@@ -426,3 +426,38 @@ def day_window(first_day, last_day, tz: str) -> tuple[pd.Timestamp, pd.Timestamp
         raise InvalidInput(f"last day {hi.date()} is before first day {lo.date()}")
     return (lo.normalize().tz_localize(tz, nonexistent="shift_forward", ambiguous=False),
             (hi.normalize() + pd.Timedelta(days=1)).tz_localize(tz, nonexistent="shift_forward", ambiguous=False))
+
+
+# ----------------------------------------------------------------------------- contact tracing
+
+# Positions for "within N metres" are sampled once per 20-s window per tag (a read whose ts falls
+# in the first 2 s of the window; tags report about once a second, some reads drop), which keeps a day of reads
+# to a few thousand rows per tag instead of ~86,000.
+POSITION_SAMPLE_MS = 20_000
+POSITION_SAMPLE_SLOT_MS = 2_000
+
+
+def people_presence(engine, start, end) -> pd.DataFrame:
+    """Presence intervals of people (staff and patients) for `core.proximity.colocation_contacts`:
+    entity_id, role (staff role, or "patient"), room_id, start, end."""
+    iv = presence_intervals(engine, start, end)
+    iv = iv[iv["kind"].isin(["staff", "patient"])]
+    role = iv["subtype"].where(iv["kind"] == "staff", "patient")
+    return pd.DataFrame({"entity_id": iv["entity_id"].astype("str"), "role": role.astype("str"),
+                         "room_id": iv["room_id"].astype("str"), "start": iv["start"], "end": iv["end"]}
+                        ).reset_index(drop=True)
+
+
+def people_positions(engine, tags: pd.DataFrame, start, end) -> pd.DataFrame:
+    """Position samples of people's tags in (start, end] from raw reads (one per tag per 20-s
+    window, see POSITION_SAMPLE_MS): entity_id, ts, x_m, y_m, floor_id. Raw reads are kept for
+    raw_read_retention_days only; older periods have no positions."""
+    s_ms, e_ms = _window_ms(start, end)
+    r = s.raw_reads
+    df = _read(engine, select(r.c.tag_id, r.c.ts_ms, r.c.x_m, r.c.y_m, r.c.floor_id)
+               .where(r.c.ts_ms > s_ms, r.c.ts_ms <= e_ms, r.c.x_m.is_not(None),
+                      (r.c.ts_ms % POSITION_SAMPLE_MS) < POSITION_SAMPLE_SLOT_MS))
+    df = df.merge(tags[["tag_id", "entity_id"]], on="tag_id")
+    return pd.DataFrame({"entity_id": df["entity_id"].astype("str"), "ts": _ts(df["ts_ms"]),
+                         "x_m": df["x_m"].astype("float64"), "y_m": df["y_m"].astype("float64"),
+                         "floor_id": df["floor_id"].astype("str")})

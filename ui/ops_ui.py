@@ -280,3 +280,36 @@ def export_block(tables: dict[str, pd.DataFrame], *, object_type: str, object_id
         st.download_button(f"Download {name.replace('_', ' ')}.csv ({rows:,} rows)", data, file_name=f"{name}.csv",
                            mime="text/csv", key=f"{key}_dl")
         st.caption("Export recorded in the audit log.")
+
+
+# --------------------------------------------------------------------------- contact tracing
+
+@st.cache_data(max_entries=16, show_spinner="Deriving contacts from presence…")
+def colocation(db_url: str, start: pd.Timestamp, end: pd.Timestamp, within_m: float | None) -> pd.DataFrame:
+    """Contacts of everyone in (start, end] from our presence data (same room, optionally within
+    `within_m` metres at the window's position sample)."""
+    from core.proximity import colocation_contacts
+    engine = state.repo().engine
+    presence = ops_data.people_presence(engine, start, end)
+    positions = ops_data.people_positions(engine, state.site().tags, start, end) if within_m else None
+    return colocation_contacts(presence, start, end, within_m=within_m, positions=positions)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the contact file…")
+def sociopatterns(data: bytes, origin: pd.Timestamp) -> pd.DataFrame:
+    """An uploaded or named SocioPatterns file, read with core.proximity.read_sociopatterns."""
+    import tempfile
+    from core.proximity import read_sociopatterns
+    with tempfile.NamedTemporaryFile(suffix=".dat") as f:
+        f.write(data)
+        f.flush()
+        return read_sociopatterns(f.name, origin)
+
+
+def person_labels(show_patient_identity: bool) -> dict[str, str]:
+    """entity_id → label; patients by initials unless the role may see identities."""
+    e = state.site().entities
+    e = e[e["kind"].isin(["staff", "patient"])]
+    name = e["name"].where((e["kind"] == "staff") | show_patient_identity, e["short_name"])
+    kind = e["subtype"].where(e["kind"] == "staff", "patient").str.replace("_", " ")
+    return dict(zip(e["entity_id"], name + " · " + kind + " (" + e["entity_id"] + ")"))

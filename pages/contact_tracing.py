@@ -74,7 +74,7 @@ else:
 
 g1, g2 = st.columns(2)
 gap_s = g1.number_input("Gap that ends an episode (s)", 0, 3600, 60, 20)
-min_s = g2.number_input("Second degree: contacts of people met for at least (s)", 0, 36000, 60, 20)
+min_s = g2.number_input("Second degree via contacts of at least (s)", 0, 36000, 60, 20)
 reason = st.text_input("Reason for this query (required, recorded in the audit log)",
                        placeholder="e.g. norovirus case in Bay 2, IPC ref 2026-114")
 query = {"source": source, "person": person, "start": str(start) if person else None,
@@ -104,7 +104,7 @@ except InvalidInput as exc:
 m1, m2, m3 = st.columns(3)
 m1.metric("Direct contacts", len(first))
 m2.metric("Total contact time", ui.duration_text(first["contact_s"].sum()) if len(first) else "—")
-m3.metric("Second-degree contacts (not direct)", int(second.loc[~second["also_first_degree"], "other_id"].nunique()))
+m3.metric("Second degree only", int(second.loc[~second["also_first_degree"], "other_id"].nunique()))
 if first.empty:
     st.info("No contacts in this period.")
     st.stop()

@@ -27,7 +27,7 @@ if periods[period] is None:
     first_day, last_day = (picked[0], picked[-1]) if isinstance(picked, (tuple, list)) and picked else (today, today)
 else:
     first_day, last_day = today - timedelta(days=periods[period] - 1), today
-    c2.text_input("From – to", f"{first_day:%d %b %Y} – {last_day:%d %b %Y}", disabled=True)
+    c2.text_input("From – to", f"{first_day:%d %b} – {last_day:%d %b %Y}", disabled=True)
 names = ui.ward_names()
 wards = c3.multiselect("Wards", list(names), format_func=lambda w: names[w], placeholder="All wards")
 
@@ -52,10 +52,12 @@ with tab_alarms:
     median_ack = ack.index[(ack.cumsum() >= ack.sum() / 2).to_numpy()][0] if ack.sum() else None
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Alarms", f"{total:,}")
-    m2.metric("Median time to acknowledge", ui.bucket_label(median_ack) if median_ack is not None else "—")
+    m2.metric("Median to ack", ui.bucket_label(median_ack) if median_ack is not None else "—",
+              help="Median time from raised to acknowledged (upper edge of its histogram bucket).")
     m3.metric("Escalated", f"{esc['escalated'].sum() / total:.0%}" if total else "—")
     days = max(1, (last_day - first_day).days + 1)
-    m4.metric("Alarms per bed per day", f"{total / (load['beds'].sum() * days):.2f}" if load["beds"].sum() else "—")
+    m4.metric("Per bed per day", f"{total / (load['beds'].sum() * days):.2f}" if load["beds"].sum() else "—",
+              help="Alarms per bed per day over the period and wards shown.")
     if total == 0:
         st.info("No alarms in this period.")
     else:
@@ -83,9 +85,10 @@ with tab_store:
     x = t["excursions"]
     s1, s2, s3, s4 = st.columns(4)
     s1.metric("Storage excursions", int(x["excursions"].sum()))
-    s2.metric("Time out of range", ui.duration_text(x["duration_s"].sum()) if len(x) else "—")
+    s2.metric("Out of range", ui.duration_text(x["duration_s"].sum()) if len(x) else "—")
     s3.metric("Drugs affected", int(x["drugs_affected"].sum()))
-    s4.metric("Worst mean kinetic temperature", f"{x['max_mkt_c'].max():.1f} °C" if x["max_mkt_c"].notna().any() else "—")
+    s4.metric("Worst MKT", f"{x['max_mkt_c'].max():.1f} °C" if x["max_mkt_c"].notna().any() else "—",
+              help="Highest mean kinetic temperature of an excursion (USP <1160>).")
     if len(x):
         st.dataframe(pd.DataFrame({"location": x["location_id"], "excursions": x["excursions"],
                                    "total": x["duration_s"].map(ui.duration_text),

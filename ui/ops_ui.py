@@ -109,9 +109,10 @@ def ward_names() -> dict[str, str]:
 
 def _layout(fig: go.Figure, title: str, height: int = 340, **kw) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0, font=dict(size=15)), height=height,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2, x=0),
+                      margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.15, x=0),
                       plot_bgcolor="white", **kw)
     fig.update_yaxes(gridcolor="#e5e5e5")
+    fig.update_traces(cliponaxis=False, selector=dict(type="bar"))    # value labels above the top bar
     return fig
 
 
@@ -131,7 +132,7 @@ def response_figure(hist: pd.DataFrame, metric: str, split: str, title: str) -> 
         colour = SHIFT_COLOURS.get(key) if split == "shift" else PALETTE[i % len(PALETTE)]
         fig.add_trace(go.Bar(x=labels, y=share.to_numpy(), name=f"{name} (n={int(per.sum()):,})",
                              marker_color=colour, hovertemplate="%{x}: %{y:.1f} %<extra>" + str(name) + "</extra>"))
-    fig.update_xaxes(categoryorder="array", categoryarray=BUCKET_ORDER, title="time from raised")
+    fig.update_xaxes(categoryorder="array", categoryarray=BUCKET_ORDER)
     fig.update_yaxes(title="% of alarms", ticksuffix=" %")
     return _layout(fig, title, barmode="group")
 
@@ -234,14 +235,18 @@ def network_figure(nodes: pd.DataFrame, edges: pd.DataFrame, centre: str, labels
     pos[centre] = (0.0, 0.0)
     fig = go.Figure()
     max_s = float(edges["contact_s"].max()) if len(edges) else 1.0
-    for e in edges.itertuples(index=False):     # a few dozen edges around one person, not a hot path
+    direct = (edges["person_a"] == centre) | (edges["person_b"] == centre)
+    # indirect edges first and thin, direct ones on top: chords of the ring cross the centre
+    ordered = pd.concat([edges[~direct], edges[direct]])
+    for e in ordered.itertuples(index=False):     # a few dozen edges around one person, not a hot path
         if e.person_a not in pos or e.person_b not in pos:
             continue
         (x0, y0), (x1, y1) = pos[e.person_a], pos[e.person_b]
-        direct = centre in (e.person_a, e.person_b)
+        is_direct = centre in (e.person_a, e.person_b)
         fig.add_trace(go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", showlegend=False, hoverinfo="skip",
-                                 line=dict(width=1 + 7 * e.contact_s / max_s,
-                                           color="#0072B2" if direct else "#bbbbbb")))
+                                 line=dict(width=(1.5 + 7 * e.contact_s / max_s) if is_direct
+                                           else (0.5 + 2 * e.contact_s / max_s),
+                                           color="#0072B2" if is_direct else "#d0d0d0")))
     roles = nodes.set_index("person_id")["role"]
     for i, (role, grp) in enumerate(roles.groupby(roles)):
         xs = [pos[p][0] for p in grp.index if p in pos]

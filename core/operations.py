@@ -249,8 +249,10 @@ def _bin_overdue(bins: pd.DataFrame, s, e, max_age_h) -> pd.DataFrame:
 
 def _checked_intervals(frame: pd.DataFrame, columns: Sequence[str], what: str, end_fill) -> pd.DataFrame:
     _require(frame, columns, what)
+    end = _aware(frame["end"], f"{what}.end")
+    # fill in the column's own unit (pandas 3 refuses a fill value of another resolution)
     f = frame.assign(start=_aware(frame["start"], f"{what}.start"),
-                     end=_aware(frame["end"], f"{what}.end").fillna(end_fill))
+                     end=end.fillna(pd.Timestamp(end_fill).as_unit(end.dtype.unit)))
     if f["start"].isna().any():
         raise InvalidInput(f"{what} has {int(f['start'].isna().sum())} interval(s) without a start")
     if (f["end"] < f["start"]).any():

@@ -45,6 +45,33 @@ def live_map() -> None:
     fig.update_layout(height=int(min(760, max(360, 1500 * (y1 - y0 + 2) / (x1 - x0 + 2) + 120))))
     st.plotly_chart(fig, width="stretch", config={"displaylogo": False, "scrollZoom": True},
                     key="floor_map")
+    paused_note(snap.paused, ward)
+
+
+def paused_note(paused, ward: str) -> None:
+    """Opted-out patients are never drawn; say so at their bed instead of leaving a silent gap."""
+    if not ward.startswith("All"):
+        paused = paused[paused["ward_id"] == ward]
+    who = paused["label"] if auth.can("see_patient_identity") else paused["short_name"]
+    for bed, name in zip(paused["bed_id"], who):
+        st.caption(f":material/location_off: Bed {bed} · {name}: tracking paused at the patient's request")
 
 
 live_map()
+
+if auth.can("record_optout"):
+    with st.expander("Patient tracking opt-out"):
+        from core.security import privacy
+        here = site.patients[site.patients["bed_id"].map(site.beds.set_index("bed_id")["floor_id"]) == floor_id]
+        paused_ids = privacy.opted_out_ids(state.repo().engine, here["patient_id"])
+        names = dict(zip(here["patient_id"], here["bed_id"] + " · " + here["given"] + " " + here["family"]))
+        pick = st.selectbox("Patient", list(names), key="optout_patient",
+                            format_func=lambda p: names[p] + (" (tracking paused)" if p in paused_ids else ""))
+        why = st.text_input("Note (optional)", key="optout_note", placeholder="e.g. patient asked at admission")
+        user = auth.current_user()
+        if pick not in paused_ids and st.button("Pause tracking for this patient", key="optout_record"):
+            privacy.record_optout(state.repo().engine, pick, user.username, state.now(), why or None, role=user.role)
+            st.success("Recorded: this patient's tag is no longer tracked or stored. The audit log shows who and when.")
+        elif pick in paused_ids and st.button("Resume tracking (patient agreed)", key="optout_withdraw"):
+            privacy.withdraw_optout(state.repo().engine, pick, user.username, state.now(), why or None, role=user.role)
+            st.success("Tracking resumes with the next reads of this patient's tag.")

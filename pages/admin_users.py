@@ -13,6 +13,16 @@ site = state.site()
 staff = site.entities[site.entities["kind"] == "staff"].set_index("entity_id")
 
 st.title("Users")
+if st.session_state.get("admin_flash"):
+    st.success(st.session_state.pop("admin_flash"))
+
+
+def done(message: str) -> None:
+    """Show `message` above the refreshed list (every action is already in the audit log)."""
+    st.session_state["admin_flash"] = message
+    st.rerun()
+
+
 accounts = svc.list_users(state.now())
 render.updated(state.now(), f" · {len(accounts)} accounts · {int(accounts['locked'].sum())} locked · "
                             f"{int((~accounts['active']).sum())} disabled")
@@ -32,16 +42,16 @@ mine = name == me.username
 c1, c2, c3 = st.columns(3)
 if row["active"] and c1.button("Disable account", disabled=mine, help="Ends the person's open sessions"):
     svc.set_active(name, False, state.now(), by=me.username, by_role=me.role)
-    st.rerun()
+    done(f"{name} is disabled and signed out everywhere.")
 if not row["active"] and c1.button("Enable account"):
     svc.set_active(name, True, state.now(), by=me.username, by_role=me.role)
-    st.rerun()
+    done(f"{name} is enabled again.")
 if c2.button("Unlock", disabled=not row["locked"], help="Clears a lockout after repeated failed sign-ins"):
     svc.unlock(name, state.now(), by=me.username, by_role=me.role)
-    st.rerun()
+    done(f"{name} is unlocked.")
 if c3.button("Reset second factor", disabled=mine, help="Lost phone: the person scans a new QR code at next sign-in"):
     svc.reset_second_factor(name, state.now(), by=me.username, by_role=me.role)
-    st.success(f"{name} will enrol a new authenticator at the next sign-in; open sessions were ended.")
+    done(f"{name} will enrol a new authenticator at the next sign-in; open sessions were ended.")
 if mine:
     st.caption("You cannot disable your own account or reset your own second factor here.")
 
@@ -58,6 +68,7 @@ with st.form("create_user", clear_on_submit=True):
         try:
             svc.create_user(username, password, role, display or username, now=state.now(), staff_id=badge or None,
                             created_by=me.username, created_by_role=me.role)
-            st.success(f"Created {username}. At the first sign-in they scan a QR code into an authenticator app.")
         except InvalidInput as exc:
             st.error(str(exc))
+        else:
+            done(f"Created {username}. At the first sign-in they scan a QR code into an authenticator app.")

@@ -178,7 +178,7 @@ def test_what_we_know_about_lists_holdings_and_viewers(engine):
     summary = privacy.what_we_know_about(engine, "S1", DAY0 + 2 * H, raw_read_days=7, staff_history_hours=336)
     held = summary.holdings.set_index("item")
     assert held.loc["movement history", "rows"] == 3 and held.loc["raw tag reads", "rows"] == 1
-    assert held.loc["movement history", "oldest"] == DAY0 and "336 h" in held.loc["movement history", "retention"]
+    assert held.loc["movement history", "oldest"] == DAY0 and "14 days" in held.loc["movement history", "retention"]
     assert summary.viewers[["actor", "reason"]].values.tolist() == [["mgr", "incident review 42"]]
     assert summary.viewers["ts"].iloc[0] == pd.Timestamp(DAY0 + H)
 

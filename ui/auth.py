@@ -78,6 +78,8 @@ def require_page(key: str) -> Session | None:
     r = user.role if user else roles.Role.KIOSK.value
     if not roles.can_view(r, key):
         st.error("You do not have access to this page." if user else "Please sign in to open this page.")
+        if user is None:            # expired or opened by URL: sign in right here, then see the page
+            login_page(title=False)
         st.stop()
     return user
 
@@ -155,8 +157,9 @@ def _sso_session() -> Session | None:
 
 
 # ---- the sign-in page ----------------------------------------------------------------------------
-def login_page() -> None:
-    st.title("Sign in to Wardsight")
+def login_page(title: bool = True) -> None:
+    if title:
+        st.title("Sign in to Wardsight")
     if st.session_state.get(NOTICE_KEY):
         st.info(st.session_state.pop(NOTICE_KEY))
     svc = service()

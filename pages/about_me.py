@@ -42,7 +42,7 @@ if v.empty:
     st.caption("Nobody has opened your location history or changed your account.")
 else:
     st.dataframe(pd.DataFrame({"when": when(v["ts"]), "who": v["actor"], "role": v["role"].str.replace("_", " "),
-                               "what": v["action"].str.replace("_", " "), "why": v["reason"]}),
+                               "what": v["action"].str.replace("_", " "), "why": v["reason"].fillna("")}),
                  hide_index=True, width="stretch")
 
 runner = state.feed()

@@ -36,20 +36,22 @@ st.dataframe(pd.DataFrame({
     hide_index=True, width="stretch")
 
 st.subheader("Manage an account")
-name = st.selectbox("Account", accounts["username"].tolist(), key="manage_user")
+pick, c1, c2, c3 = st.columns([3, 1, 1, 1.4], vertical_alignment="bottom")
+name = pick.selectbox("Account", accounts["username"].tolist(), key="manage_user")
 row = accounts.set_index("username").loc[name]
 mine = name == me.username
-c1, c2, c3 = st.columns(3)
-if row["active"] and c1.button("Disable account", disabled=mine, help="Ends the person's open sessions"):
+if row["active"] and c1.button("Disable", disabled=mine, help="Ends the person's open sessions", width="stretch"):
     svc.set_active(name, False, state.now(), by=me.username, by_role=me.role)
     done(f"{name} is disabled and signed out everywhere.")
-if not row["active"] and c1.button("Enable account"):
+if not row["active"] and c1.button("Enable", width="stretch"):
     svc.set_active(name, True, state.now(), by=me.username, by_role=me.role)
     done(f"{name} is enabled again.")
-if c2.button("Unlock", disabled=not row["locked"], help="Clears a lockout after repeated failed sign-ins"):
+if c2.button("Unlock", disabled=not row["locked"], help="Clears a lockout after repeated failed sign-ins",
+                              width="stretch"):
     svc.unlock(name, state.now(), by=me.username, by_role=me.role)
     done(f"{name} is unlocked.")
-if c3.button("Reset second factor", disabled=mine, help="Lost phone: the person scans a new QR code at next sign-in"):
+if c3.button("Reset second factor", disabled=mine, width="stretch",
+                                  help="Lost phone: the person scans a new QR code at next sign-in"):
     svc.reset_second_factor(name, state.now(), by=me.username, by_role=me.role)
     done(f"{name} will enrol a new authenticator at the next sign-in; open sessions were ended.")
 if mine:

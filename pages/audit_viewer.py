@@ -35,12 +35,12 @@ table = pd.DataFrame({
     "seq": rows["seq"],
     "time": pd.to_datetime(rows["ts_ms"].astype("int64"), unit="ms", utc=True).dt.tz_convert(site.tz).dt.strftime("%Y-%m-%d %H:%M:%S"),
     "who": rows["actor"], "role": rows["role"].str.replace("_", " "), "action": rows["action"].str.replace("_", " "),
-    "object": rows["object_type"] + " " + rows["object_id"].fillna(""), "patient": rows["patient_id"],
-    "reason": rows["reason"], "detail": rows["detail"]})
+    "object": rows["object_type"] + " " + rows["object_id"].fillna(""), "patient": rows["patient_id"].fillna(""),
+    "reason": rows["reason"].fillna(""), "detail": rows["detail"].fillna("")})
 render.updated(state.now(), f" · {len(table)} rows" + (" (limit reached: narrow the filters)" if len(table) == limit else ""))
-st.dataframe(table, hide_index=True, width="stretch", height=420)
+st.dataframe(table, hide_index=True, width="stretch", height=min(520, 35 * (len(table) + 1) + 3))
 
-v, e = st.columns(2)
+v, e, _ = st.columns([1, 1, 3])
 if v.button("Verify the chain", icon=":material/verified:", type="primary"):
     result = audit.verify_chain(engine)
     if result.ok:
@@ -56,7 +56,7 @@ if auth.can("export"):
                       mime="text/csv", icon=":material/download:",
                       on_click=lambda: auth.record("export", object_type="audit_log", object_id="csv",
                                                    detail={"rows": len(table), "filters": filters}))
-    e.caption("Exports are themselves written to the audit log.")
+    st.caption("Exports are themselves written to the audit log.")
 
 st.subheader("Security events")
 events = security_event_log(engine, since_ms=to_ms(since))

@@ -48,11 +48,14 @@ def live_map() -> None:
     paused_note(snap.paused, ward)
 
 
+show_names = auth.can("see_patient_identity")      # asked once per page run, not per map refresh
+
+
 def paused_note(paused, ward: str) -> None:
     """Opted-out patients are never drawn; say so at their bed instead of leaving a silent gap."""
     if not ward.startswith("All"):
         paused = paused[paused["ward_id"] == ward]
-    who = paused["label"] if auth.can("see_patient_identity") else paused["short_name"]
+    who = paused["label"] if show_names else paused["short_name"]
     for bed, name in zip(paused["bed_id"], who):
         st.caption(f":material/location_off: Bed {bed} · {name}: tracking paused at the patient's request")
 
@@ -60,18 +63,26 @@ def paused_note(paused, ward: str) -> None:
 live_map()
 
 if auth.can("record_optout"):
-    with st.expander("Patient tracking opt-out"):
+    with st.expander("Patient tracking opt-out", expanded="optout_done" in st.session_state):
         from core.security import privacy
+        if "optout_done" in st.session_state:
+            st.success(st.session_state.pop("optout_done"))
         here = site.patients[site.patients["bed_id"].map(site.beds.set_index("bed_id")["floor_id"]) == floor_id]
-        paused_ids = privacy.opted_out_ids(state.repo().engine, here["patient_id"])
+        paused = privacy.active_optouts(state.repo().engine, here["patient_id"]).set_index("patient_id")
         names = dict(zip(here["patient_id"], here["bed_id"] + " · " + here["given"] + " " + here["family"]))
-        pick = st.selectbox("Patient", list(names), key="optout_patient",
-                            format_func=lambda p: names[p] + (" (tracking paused)" if p in paused_ids else ""))
+        pick = st.selectbox("Patient", list(names), key="optout_patient", format_func=names.get)
+        paused_ids = set(paused.index)
+        if pick in paused_ids:
+            st.caption(f"Tracking paused since {state.local(paused.at[pick, 'since']):%d %b %H:%M}, "
+                       f"recorded by {paused.at[pick, 'recorded_by']}.")
         why = st.text_input("Note (optional)", key="optout_note", placeholder="e.g. patient asked at admission")
         user = auth.current_user()
         if pick not in paused_ids and st.button("Pause tracking for this patient", key="optout_record"):
             privacy.record_optout(state.repo().engine, pick, user.username, state.now(), why or None, role=user.role)
-            st.success("Recorded: this patient's tag is no longer tracked or stored. The audit log shows who and when.")
+            st.session_state["optout_done"] = ("Recorded: this patient's tag is no longer tracked or stored. "
+                                               "The audit log shows who recorded it and when.")
+            st.rerun()
         elif pick in paused_ids and st.button("Resume tracking (patient agreed)", key="optout_withdraw"):
             privacy.withdraw_optout(state.repo().engine, pick, user.username, state.now(), why or None, role=user.role)
-            st.success("Tracking resumes with the next reads of this patient's tag.")
+            st.session_state["optout_done"] = "Tracking resumes with the next reads of this patient's tag."
+            st.rerun()

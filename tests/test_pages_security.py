@@ -133,10 +133,10 @@ def test_admin_creates_disables_and_resets_an_account(app_db):
     assert audit_rows("user_created", "new.pharmacist")["actor"].tolist() == [admin_name]
 
     at.selectbox(key="manage_user").select("new.pharmacist").run()
-    button(at, "Disable account").click().run()
+    button(at, "Disable").click().run()
     assert not user_row("new.pharmacist")["active"]
     at.run()
-    button(at, "Enable account").click().run()
+    button(at, "Enable").click().run()
     assert user_row("new.pharmacist")["active"]
     button(at, "Reset second factor").click().run()
     assert [len(audit_rows(a, "new.pharmacist")) for a in ("user_disabled", "user_enabled", "second_factor_reset")] == [1, 1, 1]

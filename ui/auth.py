@@ -35,22 +35,39 @@ def service() -> AuthService:
     return svc
 
 
-def idle_minutes() -> int:
-    return max(1, round(state.settings().session_idle_s / 60))
+def idle_text(short: bool = False) -> str:
+    """'15 minutes' / '15 min' (or seconds below a minute) — the configured idle sign-out."""
+    idle_s = state.settings().session_idle_s
+    if idle_s < 60:
+        return f"{idle_s:g} s"
+    n = round(idle_s / 60)
+    return f"{n} min" if short else f"{n} minute{'s' if n != 1 else ''}"
 
 
 def _expired_notice() -> str:
-    return (f"You were signed out: no activity for {idle_minutes()} minutes (or the session reached its maximum "
+    return (f"You were signed out: no activity for {idle_text()} (or the session reached its maximum "
             "length). Please sign in again.")
 
 
+def _fragment_rerun() -> bool:
+    """True while only a fragment reruns (a live map refreshing itself): that is not the person
+    doing anything, so it must not keep an unattended session alive."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        ctx = get_script_run_ctx()
+        return bool(ctx is not None and ctx.fragment_ids_this_run)
+    except Exception:  # noqa: BLE001 - internal API moved: fall back to counting it as activity
+        return False
+
+
 def current_user() -> Session | None:
-    """The signed-in session, refreshed on every run; None when signed out or expired."""
+    """The signed-in session, refreshed on every run a person caused; None when signed out or expired."""
     sess: Session | None = st.session_state.get(SESSION_KEY)
     if sess is None:
         return _sso_session()
+    svc = service()
     try:
-        fresh = service().check_session(sess.token, state.now())
+        fresh = (svc.peek_session if _fragment_rerun() else svc.check_session)(sess.token, state.now())
     except AuthError:
         _end_local(_expired_notice())
         return None
@@ -121,7 +138,7 @@ def idle_watch() -> None:
         _end_local(_expired_notice())
         st.rerun(scope="app")
         return
-    st.caption(f":material/timer: Signs out after {idle_minutes()} min without activity "
+    st.caption(f":material/timer: Signs out after {idle_text(short=True)} without activity "
                f"(at {state.local(live.expires_at):%H:%M} unless you use Wardsight).")
 
 
@@ -158,8 +175,17 @@ def _sso_session() -> Session | None:
 
 # ---- the sign-in page ----------------------------------------------------------------------------
 def login_page(title: bool = True) -> None:
-    if title:
+    """The sign-in page (a centred column), or with title=False the bare form for a refused page."""
+    if not title:
+        _sign_in()
+        return
+    _, mid, _ = st.columns([1, 2, 1])
+    with mid:
         st.title("Sign in to Wardsight")
+        _sign_in()
+
+
+def _sign_in() -> None:
     if st.session_state.get(NOTICE_KEY):
         st.info(st.session_state.pop(NOTICE_KEY))
     svc = service()
@@ -170,6 +196,10 @@ def login_page(title: bool = True) -> None:
         if state.settings().demo_mode:
             st.caption("Demo mode: accounts and their second-factor secrets are listed in the README.")
         return
+    _second_factor(svc, ticket)
+
+
+def _second_factor(svc: AuthService, ticket) -> None:
     if ticket.needs_enrolment:
         try:
             uri, png = svc.enrolment(ticket, state.now())

@@ -336,3 +336,19 @@ def opted_out_ids(engine: Engine, patient_ids: Iterable[str] | None = None) -> s
             return set(conn.execute(query).scalars())
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot read opt-outs: {exc}") from exc
+
+
+def active_optouts(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Active opt-outs: patient_id, recorded_by, since (tz-aware), reason."""
+    query = select(tracking_optouts.c.patient_id, tracking_optouts.c.recorded_by, tracking_optouts.c.ts_ms,
+                   tracking_optouts.c.reason).where(tracking_optouts.c.active.is_(True))
+    if patient_ids is not None:
+        query = query.where(tracking_optouts.c.patient_id.in_(list(patient_ids)))
+    try:
+        with engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read opt-outs: {exc}") from exc
+    frame = pd.DataFrame(rows, columns=["patient_id", "recorded_by", "ts_ms", "reason"])
+    frame.insert(2, "since", pd.to_datetime(frame.pop("ts_ms").astype("int64"), unit="ms", utc=True))
+    return frame

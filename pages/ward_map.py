@@ -27,9 +27,14 @@ def _base(floor_id: str):
     return base_figure(plan, site.rooms.set_index("room_id")["room_type"], height_px=None)
 
 
+# minimum necessary (45 CFR 164.502(b)): full patient names only for roles allowed to see them; asked
+# once per page run, not per map refresh (a refresh is not activity and must not extend the session)
+show_names = auth.can("see_patient_identity")
+
+
 @st.fragment(run_every=cfg.refresh_s)
 def live_map() -> None:
-    snap = state.floor_snapshot(floor_id)
+    snap = state.floor_snapshot(floor_id, show_identity=show_names)
     m = snap.on_map()
     m = m[m["floor_id"] == floor_id]
     if not ward.startswith("All"):
@@ -46,9 +51,6 @@ def live_map() -> None:
     st.plotly_chart(fig, width="stretch", config={"displaylogo": False, "scrollZoom": True},
                     key="floor_map")
     paused_note(snap.paused, ward)
-
-
-show_names = auth.can("see_patient_identity")      # asked once per page run, not per map refresh
 
 
 def paused_note(paused, ward: str) -> None:

@@ -190,3 +190,19 @@ def test_about_me_shows_holdings_retention_and_who_acted_on_my_account(app_db):
     assert "14 days" in texts(at) and "You are not located while off duty" in texts(at)
     viewers = at.dataframe[1].value
     assert ["sec.admin", "user unlocked"] in viewers[["who", "what"]].values.tolist()
+
+
+def test_map_shows_patient_names_only_to_roles_allowed_to_see_them(app_db):
+    from tests.helpers import sample_site
+    pts = sample_site().patients
+    full = (pts["given"] + " " + pts["family"]).tolist()
+
+    def chart(role: str) -> str:
+        at = page_alone("pages/ward_map.py", role)
+        assert not at.exception
+        return at.get("plotly_chart")[0].proto.spec
+
+    nurse, manager = chart("nurse"), chart("manager")
+    assert any(name in nurse for name in full)
+    assert not [name for name in full if name in manager]
+    assert any(short in manager for short in pts["short_name"])

@@ -1,6 +1,8 @@
 """Staff privacy filter, 'what we know about me', retention purge and patient opt-outs."""
 from __future__ import annotations
 
+import os
+
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -163,6 +165,11 @@ def test_cli_purge(tmp_path):
                                          {"tag_id": "T", "ts_ms": old + 9 * 86_400_000, "origin": "o"}])
     out = subprocess.run([sys.executable, "-m", "core.security", "purge", "--db", url, "--older-than-days", "7"],
                          capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["raw_reads_deleted"] == 1
+    # with no options the settings decide: store and periods from the environment
+    env = {**os.environ, "WARDSIGHT_DB_URL": url, "WARDSIGHT_RAW_RETENTION_DAYS": "0.5"}
+    out = subprocess.run([sys.executable, "-m", "core.security", "purge"], capture_output=True, text=True,
+                         timeout=60, env=env)
     assert out.returncode == 0 and json.loads(out.stdout)["raw_reads_deleted"] == 1
 
 

@@ -25,5 +25,6 @@ else:
         if st.button("Sign out", icon=":material/logout:"):
             auth.sign_out()
             st.rerun()
+        auth.idle_watch()
 st.navigation(sections).run()
 render.footer()

@@ -48,6 +48,16 @@ class Settings:
                                                         "doc": "consecutive reads in a new room needed to move a tag there (hysteresis)"})
     raw_read_retention_days: float = field(default=7.0, metadata={"env": "WARDSIGHT_RAW_RETENTION_DAYS",
                                                                   "doc": "raw reads older than this are purged by the retention job"})
+    staff_history_hours: float = field(default=336.0, metadata={"env": "WARDSIGHT_STAFF_HISTORY_HOURS",
+                                                                "doc": "individual staff movement is kept this long, then only hourly room counts"})
+    session_idle_s: float = field(default=900.0, metadata={"env": "WARDSIGHT_SESSION_IDLE_S",
+                                                           "doc": "signed-in sessions end after this long without activity (HIPAA automatic logoff)"})
+    sso: bool = field(default=False, metadata={"env": "WARDSIGHT_SSO",
+                                               "doc": "offer single sign-on through the OIDC provider in .streamlit/secrets.toml"})
+    sso_role_claim: str = field(default="roles", metadata={"env": "WARDSIGHT_SSO_ROLE_CLAIM",
+                                                           "doc": "ID-token claim that carries the Wardsight role (a string or a list)"})
+    sso_role_map: str = field(default="", metadata={"env": "WARDSIGHT_SSO_ROLE_MAP",
+                                                    "doc": "claim value → role, e.g. 'ward-nurses=nurse,it-sec=admin' (empty: values are role names)"})
     demo_mode: bool = field(default=True, metadata={"env": "WARDSIGHT_DEMO",
                                                     "doc": "seed demo accounts and show their TOTP secrets (never in production)"})
 

@@ -6,7 +6,7 @@ live state themselves, so thirty ward screens cost one query per floor per refre
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -16,6 +16,7 @@ from core.models import to_ms
 from core.presence import presence_state
 
 KIND_ORDER = ["staff", "patient", "device"]
+PAUSED_COLUMNS = ["entity_id", "label", "short_name", "bed_id", "ward_id", "floor_id"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class FloorSnapshot:
     floor_id: str | None
     taken_at: datetime
     markers: pd.DataFrame       # one row per tag (see build_floor_snapshot)
+    # patients whose tracking is paused at their request: entity_id, label, short_name, bed_id, ward_id, floor_id
+    # (never among the markers, so no page can place them)
+    paused: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAUSED_COLUMNS))
 
     def counts(self) -> dict[str, int]:
         return self.markers["state"].value_counts().to_dict()
@@ -41,9 +45,28 @@ def category(kind: pd.Series, subtype: pd.Series) -> pd.Series:
 
 def build_floor_snapshot(repo, site, floor_id: str | None, now: datetime, *, stale_after_s: float,
                          unknown_after_s: float, show_identity: bool = True) -> FloorSnapshot:
+    from core.security.privacy import opted_out_ids
     p = repo.presence(floor_id)
-    return snapshot_from_presence(p, site, floor_id, now, stale_after_s=stale_after_s,
+    snap = snapshot_from_presence(p, site, floor_id, now, stale_after_s=stale_after_s,
                                   unknown_after_s=unknown_after_s, show_identity=show_identity)
+    return pause_tracking(snap, site, opted_out_ids(repo.engine), show_identity)
+
+
+def pause_tracking(snap: FloorSnapshot, site, patient_ids: set[str], show_identity: bool) -> FloorSnapshot:
+    """Take opted-out patients off the markers and list them (with their bed) as paused."""
+    if not patient_ids:
+        return snap
+    pts = site.patients[site.patients["patient_id"].isin(patient_ids)]
+    floors = site.beds.set_index("bed_id")["floor_id"]
+    paused = pd.DataFrame({"entity_id": pts["patient_id"].to_numpy(),
+                           "label": (pts["given"] + " " + pts["family"] if show_identity else pts["short_name"]).to_numpy(),
+                           "short_name": pts["short_name"].to_numpy(),
+                           "bed_id": pts["bed_id"].to_numpy(), "ward_id": pts["ward_id"].to_numpy(),
+                           "floor_id": pts["bed_id"].map(floors).to_numpy()}, columns=PAUSED_COLUMNS)
+    if snap.floor_id is not None:
+        paused = paused[paused["floor_id"] == snap.floor_id]
+    markers = snap.markers[~snap.markers["entity_id"].isin(patient_ids)].reset_index(drop=True)
+    return FloorSnapshot(snap.floor_id, snap.taken_at, markers, paused.reset_index(drop=True))
 
 
 def snapshot_from_presence(p: pd.DataFrame, site, floor_id, now: datetime, *, stale_after_s: float,

@@ -270,3 +270,71 @@ def test_admin_disable_ends_sessions_and_unlock_clears_lockout(auth, engine):
     auth.unlock("alice", T0 + timedelta(minutes=2), by="root", by_role="admin")
     assert login(auth, T0 + timedelta(minutes=2)).username == "alice"
     assert {"user_disabled", "user_enabled", "user_unlocked"} <= {a for a, *_ in actions(engine)}
+
+
+# ---- idle watcher, administration, single sign-on ---------------------------------------------------
+def test_peek_does_not_count_as_activity(auth, engine):
+    sess = login(auth, T0)
+    assert auth.peek_session(sess.token, T0 + timedelta(seconds=600)).expires_at == T0 + timedelta(seconds=900)
+    with pytest.raises(AuthError, match=SESSION_EXPIRED):      # peeking at 10 min did not extend it
+        auth.peek_session(sess.token, T0 + timedelta(seconds=901))
+    assert "session_expired" not in [a for a, _, _ in actions(engine)]   # peek never ends a session itself
+    with pytest.raises(AuthError, match=SESSION_EXPIRED):
+        auth.check_session(sess.token, T0 + timedelta(seconds=901))
+
+
+def test_reset_second_factor_forces_enrolment_and_ends_sessions(auth, engine):
+    sess = login(auth, T0)
+    with pytest.raises(AccessDenied):
+        auth.reset_second_factor("alice", T0, by="bob", by_role="manager")
+    secret = auth.reset_second_factor("alice", T0, by="root", by_role="admin")
+    assert secret != SECRET
+    with pytest.raises(AuthError):
+        auth.check_session(sess.token, T0 + timedelta(seconds=1))
+    ticket = auth.begin_login("alice", PASSWORD, T0 + timedelta(seconds=60))
+    assert ticket.needs_enrolment
+    with pytest.raises(AuthError):                              # the old phone's code is worthless now
+        auth.finish_login(ticket, totp.code_at(SECRET, T0 + timedelta(seconds=60)), T0 + timedelta(seconds=60))
+    assert ("second_factor_reset", "root", None) in actions(engine)
+
+
+def test_list_users_shows_lock_state_and_no_secrets(auth):
+    for k in range(3):
+        with pytest.raises(AuthError):
+            auth.begin_login("alice", f"wrong-{k}", T0)
+    listed = auth.list_users(T0 + timedelta(seconds=1))
+    assert listed.to_dict("records")[0] | {"created": None} == {
+        "username": "alice", "display_name": "Alice N", "role": "nurse", "staff_id": "S1", "active": True,
+        "enrolled": False, "locked": True, "failed_attempts": 0, "created": None}
+    assert not auth.list_users(T0 + timedelta(seconds=601))["locked"].iloc[0]
+    assert not {"password_hash", "totp_secret"} & set(listed.columns)
+
+
+@pytest.mark.parametrize("claims,claim,mapping,role", [
+    ({"roles": ["nurse"]}, "roles", "", "nurse"),
+    ({"roles": "admin"}, "roles", "", "admin"),
+    ({"groups": ["ward-7", "it-sec"]}, "groups", "it-sec=admin,ward-7=nurse", "admin"),
+    ({"groups": ["ward-7", "it-sec"]}, "groups", "ward-7=nurse,it-sec=admin", "nurse"),
+    ({"groups": ["visitors"]}, "groups", "ward-7=nurse", None),
+    ({"roles": ["kiosk"]}, "roles", "", None),
+    ({}, "roles", "", None),
+], ids=["list", "string", "map-order-admin", "map-order-nurse", "unmapped", "kiosk-not-a-role", "no-claim"])
+def test_sso_role_mapping(claims, claim, mapping, role):
+    from core.security.auth import sso_role
+    got = sso_role(claims, claim, mapping)
+    assert (got.value if got else None) == role
+
+
+def test_sso_login_creates_account_follows_role_and_refuses_disabled(auth, engine):
+    claims = {"preferred_username": "Admin", "email": "a@x.org", "name": "Ann Admin", "iss": "https://idp"}
+    sess = auth.sso_login(claims, "nurse", T0, issuer="https://idp")
+    assert sess.username == "sso.admin" and sess.role == "nurse"      # never the local "admin"
+    assert auth.check_session(sess.token, T0 + timedelta(seconds=5)).role == "nurse"
+    with pytest.raises(AuthError):                                    # no local password for an SSO account
+        auth.begin_login("sso.admin", "anything-at-all", T0)
+    assert auth.sso_login(claims, "charge_nurse", T0 + timedelta(seconds=10), issuer="https://idp").role == "charge_nurse"
+    auth.set_active("sso.admin", False, T0 + timedelta(seconds=20), by="root", by_role="admin")
+    with pytest.raises(AuthError):
+        auth.sso_login(claims, "charge_nurse", T0 + timedelta(seconds=30))
+    done = [a for a, actor, _ in actions(engine) if actor in ("sso.admin", "sso:https://idp")]
+    assert done == ["user_created", "login_success", "login_failed", "role_changed", "login_success", "login_failed"]

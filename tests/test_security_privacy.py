@@ -1,6 +1,8 @@
 """Staff privacy filter, 'what we know about me', retention purge and patient opt-outs."""
 from __future__ import annotations
 
+import os
+
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -164,6 +166,11 @@ def test_cli_purge(tmp_path):
     out = subprocess.run([sys.executable, "-m", "core.security", "purge", "--db", url, "--older-than-days", "7"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and json.loads(out.stdout)["raw_reads_deleted"] == 1
+    # with no options the settings decide: store and periods from the environment
+    env = {**os.environ, "WARDSIGHT_DB_URL": url, "WARDSIGHT_RAW_RETENTION_DAYS": "0.5"}
+    out = subprocess.run([sys.executable, "-m", "core.security", "purge"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 0 and json.loads(out.stdout)["raw_reads_deleted"] == 1
 
 
 # ---- what we know about me -------------------------------------------------------------------------------
@@ -178,7 +185,7 @@ def test_what_we_know_about_lists_holdings_and_viewers(engine):
     summary = privacy.what_we_know_about(engine, "S1", DAY0 + 2 * H, raw_read_days=7, staff_history_hours=336)
     held = summary.holdings.set_index("item")
     assert held.loc["movement history", "rows"] == 3 and held.loc["raw tag reads", "rows"] == 1
-    assert held.loc["movement history", "oldest"] == DAY0 and "336 h" in held.loc["movement history", "retention"]
+    assert held.loc["movement history", "oldest"] == DAY0 and "14 days" in held.loc["movement history", "retention"]
     assert summary.viewers[["actor", "reason"]].values.tolist() == [["mgr", "incident review 42"]]
     assert summary.viewers["ts"].iloc[0] == pd.Timestamp(DAY0 + H)
 

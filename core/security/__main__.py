@@ -1,8 +1,12 @@
 """Operator commands (print JSON, exit 0 on success, 1 on a broken audit chain, 2 on an error):
 
-    python -m core.security verify-audit --db URL [--anchor SEQ:HASH]
-    python -m core.security purge --db URL --older-than-days N [--staff-history-hours H]
+    python -m core.security verify-audit [--db URL] [--anchor SEQ:HASH]
+    python -m core.security purge [--db URL] [--older-than-days N] [--staff-history-hours H]
     python -m core.security roles-matrix          # the Markdown access matrix for the README
+    python -m core.security demo-accounts         # the demo accounts table for the README
+
+--db and the retention periods default to the settings (WARDSIGHT_DB_URL, WARDSIGHT_RAW_RETENTION_DAYS,
+WARDSIGHT_STAFF_HISTORY_HOURS). The app also runs the purge itself once an hour (core.security.hooks).
 """
 from __future__ import annotations
 
@@ -13,21 +17,21 @@ from datetime import datetime, timezone
 
 from core.errors import WardsightError
 
-DEFAULT_STAFF_HISTORY_H = 14 * 24   # [E] long enough for a 14-day exposure look-back in contact tracing
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core.security", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify-audit", help="check the audit log's hash chain")
-    verify.add_argument("--db", required=True, help="SQLAlchemy URL of the store")
+    verify.add_argument("--db", help="SQLAlchemy URL of the store (default: WARDSIGHT_DB_URL)")
     verify.add_argument("--anchor", help="SEQ:HASH head recorded earlier (detects deleted newest rows)")
     purge = sub.add_parser("purge", help="apply the retention policy")
-    purge.add_argument("--db", required=True, help="SQLAlchemy URL of the store")
-    purge.add_argument("--older-than-days", type=float, required=True, help="delete raw reads older than this")
-    purge.add_argument("--staff-history-hours", type=float, default=DEFAULT_STAFF_HISTORY_H,
-                       help="fold staff movement older than this into hourly room counts (default %(default)s)")
+    purge.add_argument("--db", help="SQLAlchemy URL of the store (default: WARDSIGHT_DB_URL)")
+    purge.add_argument("--older-than-days", type=float,
+                       help="delete raw reads older than this (default: WARDSIGHT_RAW_RETENTION_DAYS)")
+    purge.add_argument("--staff-history-hours", type=float,
+                       help="fold staff movement older than this into hourly room counts "
+                            "(default: WARDSIGHT_STAFF_HISTORY_HOURS)")
     sub.add_parser("roles-matrix", help="print the access matrix as Markdown")
+    sub.add_parser("demo-accounts", help="print the demo accounts as Markdown")
     return parser
 
 
@@ -37,10 +41,16 @@ def main(argv: list[str] | None = None) -> int:
         from core.security.roles import matrix_markdown
         print(matrix_markdown(), end="")
         return 0
+    if args.command == "demo-accounts":
+        from core.security.auth import demo_accounts_markdown
+        print(demo_accounts_markdown(), end="")
+        return 0
+    from core.config import Settings
+    cfg = Settings.from_env()
     from core.security import audit, privacy, tables  # noqa: F401  (tables registers the schema)
     from core.storage.engine import make_engine
     try:
-        engine = make_engine(args.db)
+        engine = make_engine(args.db or cfg.db_url)
         if args.command == "verify-audit":
             anchor = None
             if args.anchor:
@@ -50,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result.to_dict()))
             return 0 if result.ok else 1
         now = datetime.now(timezone.utc)   # the CLI is the edge: the clock is read here, not in core
-        result = privacy.purge(engine, now, args.older_than_days, args.staff_history_hours)
+        days = cfg.raw_read_retention_days if args.older_than_days is None else args.older_than_days
+        hours = cfg.staff_history_hours if args.staff_history_hours is None else args.staff_history_hours
+        result = privacy.purge(engine, now, days, hours)
         print(json.dumps(result.to_dict()))
         return 0
     except (WardsightError, ValueError) as exc:

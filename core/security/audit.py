@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 from sqlalchemy import select, text
@@ -183,9 +183,15 @@ def _rows(target: Engine | Connection, page_rows: int):
 
 def entries(engine: Engine, *, object_type: str | None = None, object_id: str | None = None,
             patient_id: str | None = None, actor: str | None = None, since_ms: int | None = None,
+            until_ms: int | None = None, actions: Iterable[str] | None = None,
             limit: int = 1000) -> pd.DataFrame:
-    """Newest-first audit rows matching every given filter (audit viewer, access reports)."""
+    """Newest-first audit rows matching every given filter (audit viewer, access reports);
+    `until_ms` is exclusive, `actions` keeps rows whose action is one of them."""
     query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+    if actions:
+        query = query.where(audit_log.c.action.in_(list(actions)))
+    if until_ms is not None:
+        query = query.where(audit_log.c.ts_ms < until_ms)
     for column, value in (("object_type", object_type), ("object_id", object_id),
                           ("patient_id", patient_id), ("actor", actor)):
         if value is not None:
@@ -198,3 +204,20 @@ def entries(engine: Engine, *, object_type: str | None = None, object_id: str | 
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot read audit log: {exc}") from exc
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in audit_log.columns])
+
+
+def actions(engine: Engine) -> list[str]:
+    """Distinct actions in the log (filter choices)."""
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.execute(select(audit_log.c.action).distinct()).scalars())
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read audit log: {exc}") from exc
+
+
+def actors(engine: Engine) -> list[str]:
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.execute(select(audit_log.c.actor).distinct()).scalars())
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read audit log: {exc}") from exc

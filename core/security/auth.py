@@ -155,6 +155,71 @@ class AuthService:
             audit.append(conn, ts=now, actor=by, role=Role(by_role).value,
                          action="user_enabled" if active else "user_disabled", object_type="user", object_id=name)
 
+    def reset_second_factor(self, username: str, now: datetime, *, by: str, by_role: Role | str) -> str:
+        """Admin issues a new TOTP secret (lost phone): the user enrols again at the next sign-in;
+        open sessions end. Audited. Returns the new secret (shown once as a QR code at sign-in)."""
+        require(by_role, "manage_users")
+        name, secret = normalise_username(username), totp.new_secret()
+        with self._tx() as conn:
+            found = conn.execute(update(users).where(users.c.username == name).values(
+                totp_secret=secret, totp_enrolled=False, totp_last_step=None)).rowcount
+            if not found:
+                raise InvalidInput(f"no user {name!r}")
+            conn.execute(delete(sessions).where(sessions.c.username == name))
+            audit.append(conn, ts=now, actor=by, role=Role(by_role).value, action="second_factor_reset",
+                         object_type="user", object_id=name)
+        return secret
+
+    def list_users(self, now: datetime) -> "pd.DataFrame":
+        """Accounts without secrets or hashes: username, display_name, role, staff_id, active,
+        enrolled, locked (at `now`), failed_attempts, created."""
+        import pandas as pd
+        cols = [users.c.username, users.c.display_name, users.c.role, users.c.staff_id, users.c.active,
+                users.c.totp_enrolled, users.c.locked_until_ms, users.c.failed_attempts, users.c.created_ms]
+        with self._tx() as conn:
+            rows = [dict(r) for r in conn.execute(select(*cols).order_by(users.c.username)).mappings()]
+        frame = pd.DataFrame(rows, columns=[c.name for c in cols])
+        locked = frame["locked_until_ms"].fillna(0).astype("int64") > to_ms(now)
+        return pd.DataFrame({"username": frame["username"], "display_name": frame["display_name"],
+                             "role": frame["role"], "staff_id": frame["staff_id"],
+                             "active": frame["active"].astype(bool), "enrolled": frame["totp_enrolled"].astype(bool),
+                             "locked": locked.to_numpy(), "failed_attempts": frame["failed_attempts"],
+                             "created": pd.to_datetime(frame["created_ms"].astype("int64"), unit="ms", utc=True)})
+
+    def sso_login(self, claims: Mapping, role: Role | str, now: datetime, *, issuer: str = "oidc") -> Session:
+        """Open a session for a person the identity provider has authenticated (password and second
+        factor are the IdP's job). The account `sso.<preferred_username|email|sub>` is created on
+        first use and its role follows the IdP claim on every sign-in (audited when it changes)."""
+        r = as_role(role)
+        if r is None or r is Role.KIOSK:
+            raise AuthError("your identity provider account has no Wardsight role")
+        name = sso_username(claims)
+        display = str(claims.get("name") or claims.get("email") or name)[:200]
+        now_ms = to_ms(now)
+        with self._tx() as conn:
+            user = self._user(conn, name)
+            if user is None:
+                conn.execute(insert(users).values(
+                    username=name, display_name=display, role=r.value, staff_id=None, password_hash=SSO_NO_PASSWORD,
+                    totp_secret=totp.new_secret(), totp_enrolled=True, failed_attempts=0, created_ms=now_ms, active=True))
+                audit.append(conn, ts=now, actor=f"sso:{issuer}"[:64], role="admin", action="user_created",
+                             object_type="user", object_id=name, detail={"role": r.value, "issuer": issuer})
+            elif user["active"] and user["role"] != r.value:
+                conn.execute(update(users).where(users.c.username == name).values(role=r.value, display_name=display))
+                audit.append(conn, ts=now, actor=f"sso:{issuer}"[:64], role="admin", action="role_changed",
+                             object_type="user", object_id=name, detail={"from": user["role"], "to": r.value})
+            user = self._user(conn, name)
+            token = secrets.token_urlsafe(32)
+            if user["active"]:
+                conn.execute(insert(sessions).values(token_hash=_digest(token), username=name, created_ms=now_ms,
+                                                     last_active_ms=now_ms, expires_ms=now_ms + self.idle_ms))
+                self._audit(conn, now, name, user, "login_success", f"single sign-on ({issuer})")
+            else:
+                self._audit(conn, now, name, user, "login_failed", "disabled user (single sign-on)")
+        if not user["active"]:
+            raise AuthError(LOGIN_FAILED)
+        return self._session(token, user, now_ms, now_ms)
+
     # ---- sign-in --------------------------------------------------------------------------------
     def begin_login(self, username: str, password: str, now: datetime) -> LoginTicket:
         """Check the password; return a ticket for the second factor or raise AuthError(LOGIN_FAILED)."""
@@ -239,6 +304,21 @@ class AuthService:
         if expired:
             raise AuthError(SESSION_EXPIRED)
         return self._session(token, user, row["created_ms"], now_ms)
+
+    def peek_session(self, token: str, now: datetime) -> Session:
+        """Like check_session but without counting as activity (the idle watcher asks this), and
+        without ending the session: raise AuthError('session expired') when it has run out."""
+        now_ms, key = to_ms(now), _digest(str(token or ""))
+        with self._tx() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.token_hash == key)).mappings().first()
+            user = self._user(conn, row["username"]) if row else None
+        if (row is None or user is None or not user["active"] or now_ms > row["expires_ms"]
+                or now_ms - row["created_ms"] > self.max_ms):
+            raise AuthError(SESSION_EXPIRED)
+        return Session(token=token, username=user["username"], role=user["role"], display_name=user["display_name"],
+                       staff_id=user["staff_id"], created_at=from_ms(row["created_ms"]),
+                       last_active_at=from_ms(row["last_active_ms"]),
+                       expires_at=from_ms(min(row["expires_ms"], row["created_ms"] + self.max_ms)))
 
     def logout(self, token: str, now: datetime) -> None:
         """End the session (idempotent); audited when a session was open."""
@@ -352,6 +432,42 @@ def break_glass(engine: Engine, session: Session, patient_id: str, reason: str, 
                          object_type="patient", object_id=patient_id, patient_id=patient_id, reason=why,
                          detail={"purpose_of_use": "BTG", "expires_ms": to_ms(expires)})  # HL7 ActReason BTG [R]
     return BreakGlassGrant(session.username, session.role, str(patient_id), why, now, expires, entry.seq)
+
+
+# ---- single sign-on (OIDC through Streamlit's st.login) ----------------------------------------------
+SSO_NO_PASSWORD = "!sso-no-local-password"   # not a PHC string: verify_password always answers False
+_SSO_CHARS = re.compile(r"[^a-z0-9._-]+")
+
+
+def sso_username(claims: Mapping) -> str:
+    """Local account name for an IdP identity: `sso.` + preferred_username / email / sub, cleaned.
+    The prefix keeps IdP identities apart from local accounts (an IdP user called "admin" does not
+    become the local admin)."""
+    raw = str(claims.get("preferred_username") or claims.get("email") or claims.get("sub") or "").strip().lower()
+    cleaned = _SSO_CHARS.sub("_", raw).strip("._-")
+    if not cleaned:
+        raise AuthError("the identity provider sent no usable user name (preferred_username, email or sub)")
+    return ("sso." + cleaned)[:64]
+
+
+def sso_role(claims: Mapping, claim: str = "roles", role_map: str | Mapping[str, str] = "") -> Role | None:
+    """The Wardsight role for an IdP identity: the claim's value(s) mapped through `role_map`
+    ("idp-group=role,..." or a dict; empty: values must be role names). The first mapping entry
+    the person holds wins, so list the most specific group first. None: no role (refuse)."""
+    values = claims.get(claim)
+    held = {str(v) for v in (values if isinstance(values, (list, tuple, set)) else [values]) if v is not None}
+    if isinstance(role_map, str):
+        pairs = [p.split("=", 1) for p in role_map.split(",") if "=" in p]
+        mapping = [(k.strip(), v.strip()) for k, v in pairs]
+    else:
+        mapping = list(role_map.items())
+    if not mapping:
+        mapping = [(r.value, r.value) for r in Role if r is not Role.KIOSK]
+    for group, role in mapping:
+        r = as_role(role)
+        if group in held and r is not None and r is not Role.KIOSK:
+            return r
+    return None
 
 
 # ---- demo accounts (WARDSIGHT_DEMO only; the README prints these) ----------------------------------

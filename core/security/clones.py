@@ -2,7 +2,9 @@
 simultaneous presence, after IEEE TETC 5(1) 2017 trace-based clone detection).
 
 Consecutive reads of one tag are compared pairwise (vectorised): on one floor, the distance left
-after subtracting `slack_m` (the location uncertainty at both ends) must be coverable at `v_max_mps`
+after subtracting the slack (the location uncertainty at both ends: `slack_m`, or the sum of the two
+reads' `uncertainty_m` when the frame has that column — a room reader's zone is wider than an RTLS
+fix) must be coverable at `v_max_mps`
 in the elapsed time; between floors, at least `min_floor_change_s` per level must have passed. Two
 copies of a tag reporting from different places produce a stream of such violations.
 """
@@ -34,11 +36,13 @@ def detect_clones(reads: pd.DataFrame, *, v_max_mps: float = V_MAX_MPS, slack_m:
     """Suspected clone events, one per physically impossible hop, sorted by ts:
     tag_id, ts (of the second read), place_a, place_b, distance_m (NaN across floors), dt_s,
     speed_mps (apparent: distance / dt, inf when simultaneous), reason.
-    Reads without coordinates only take part in the floor check."""
+    Reads without coordinates only take part in the floor check. An optional `uncertainty_m` column
+    (radius of each read's location error) replaces `slack_m` by the pair's summed radii."""
     _validate(reads)
     if len(reads) < 2:
         return pd.DataFrame(columns=EVENT_COLUMNS)
-    df = reads[REQUIRED].assign(t_ms=series_to_ms(reads["ts"])).sort_values(["tag_id", "t_ms"], kind="stable")
+    cols = REQUIRED + (["uncertainty_m"] if "uncertainty_m" in reads.columns else [])
+    df = reads[cols].assign(t_ms=series_to_ms(reads["ts"])).sort_values(["tag_id", "t_ms"], kind="stable")
     a, b = df.iloc[:-1], df.iloc[1:]
     same_tag = a["tag_id"].to_numpy() == b["tag_id"].to_numpy()
     dt_s = (b["t_ms"].to_numpy() - a["t_ms"].to_numpy()) / 1000.0
@@ -48,7 +52,7 @@ def detect_clones(reads: pd.DataFrame, *, v_max_mps: float = V_MAX_MPS, slack_m:
     distance_m = np.hypot(b["x_m"].to_numpy(float) - a["x_m"].to_numpy(float),
                           b["y_m"].to_numpy(float) - a["y_m"].to_numpy(float))
     distance_m = np.where(same_floor, distance_m, np.nan)
-    excess_m = np.maximum(distance_m - slack_m, 0.0)
+    excess_m = np.maximum(distance_m - _pair_slack(a, b, slack_m), 0.0)
     too_fast = same_tag & same_floor & (excess_m > v_max_mps * dt_s)        # NaN distance compares False
     levels = _level_gap(fa, fb, floor_levels)
     floor_jump = same_tag & known_floors & (fa != fb) & (dt_s < min_floor_change_s * levels)
@@ -72,6 +76,15 @@ def _validate(reads: pd.DataFrame) -> None:
         raise InvalidInput(f"located reads lack column(s) {missing}")
     if not isinstance(reads["ts"].dtype, pd.DatetimeTZDtype):
         raise InvalidInput("located reads need a tz-aware 'ts' column")
+
+
+def _pair_slack(a: pd.DataFrame, b: pd.DataFrame, slack_m: float) -> np.ndarray | float:
+    """Summed location-error radii of each pair (half of `slack_m` stands in for a missing one)."""
+    if "uncertainty_m" not in a.columns:
+        return slack_m
+    ua = pd.to_numeric(a["uncertainty_m"], errors="coerce").fillna(slack_m / 2).to_numpy(float)
+    ub = pd.to_numeric(b["uncertainty_m"], errors="coerce").fillna(slack_m / 2).to_numpy(float)
+    return ua + ub
 
 
 def _level_gap(fa: np.ndarray, fb: np.ndarray, floor_levels: Mapping[str, int] | None) -> np.ndarray:

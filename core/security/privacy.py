@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,17 +47,22 @@ class Trackable:
 
 def filter_trackable(frame: pd.DataFrame, shifts_df: pd.DataFrame, privacy_room_ids: Iterable[str],
                      now: datetime, *, staff_ids: Iterable[str] | None = None, id_col: str = "entity_id",
-                     ts_col: str = "ts", grace_s: float = 0.0) -> Trackable:
+                     ts_col: str = "ts", grace_s: float = 0.0,
+                     private_rows: np.ndarray | None = None) -> Trackable:
     """Drop staff rows that are in a privacy room or outside the person's shifts.
 
     `frame`: reads or presence rows with `id_col`, `room_id` and optionally `ts_col` (tz-aware; a
     presence snapshot without it is judged at `now`). Staff rows are those with kind == "staff"
     when a `kind` column exists, else those whose id is in `staff_ids`. `shifts_df`: staff_id plus
-    start_ms/end_ms (or tz-aware start/end). Non-staff rows are always kept."""
+    start_ms/end_ms (or tz-aware start/end). `private_rows`: rows already known to be inside a
+    privacy zone by other means (e.g. a position inside a privacy-zone polygon that no room
+    matches). Non-staff rows are always kept."""
     _need(frame, [id_col, "room_id"], "frame")
     staff = _staff_mask(frame, id_col, staff_ids)
     t_ms = series_to_ms(frame[ts_col]) if ts_col in frame.columns else np.full(len(frame), to_ms(now), np.int64)
     private = staff & frame["room_id"].isin(set(privacy_room_ids)).to_numpy()
+    if private_rows is not None:
+        private = private | (staff & np.asarray(private_rows, dtype=bool))
     on_duty = _on_duty(frame[id_col].to_numpy(), t_ms, staff & ~private, shifts_df, int(grace_s * 1000))
     off_duty = staff & ~private & ~on_duty
     kept = frame.loc[~(private | off_duty)]
@@ -111,34 +116,46 @@ class StaffDataSummary:
     policy: tuple[str, ...]
 
 
-def what_we_know_about(engine: Engine, staff_id: str, now: datetime, *, raw_read_days: float,
-                       staff_history_hours: float, viewer_limit: int = 200) -> StaffDataSummary:
+def what_we_know_about(engine: Engine, staff_id: str | None, now: datetime, *, raw_read_days: float,
+                       staff_history_hours: float, username: str | None = None,
+                       viewer_limit: int = 200) -> StaffDataSummary:
     """Everything Wardsight stores about one staff member, its retention, and the audit trail of
-    who viewed it."""
+    who viewed it. `username`: the signed-in account, counted even when it is linked to no badge
+    (then no location data exists); others' actions on that account also count as views."""
+    ident = staff_id or ""
     try:
         with engine.connect() as conn:
-            tag_ids = list(conn.execute(select(tags.c.tag_id).where(tags.c.entity_id == staff_id)).scalars())
-            usernames = list(conn.execute(select(users.c.username).where(users.c.staff_id == staff_id)).scalars())
+            tag_ids = list(conn.execute(select(tags.c.tag_id).where(tags.c.entity_id == ident)).scalars())
+            usernames = set(conn.execute(select(users.c.username).where(users.c.staff_id == ident)).scalars())
+            usernames |= {username} if username else set()
+            account = users.c.username.in_(usernames)
             holdings = pd.DataFrame([
-                _holding(conn, "user account", users.c.created_ms, users.c.staff_id == staff_id, "while employed"),
-                _holding(conn, "current position", presence.c.last_seen_ms, presence.c.entity_id == staff_id,
+                _holding(conn, "user account", users.c.created_ms, account, "while employed"),
+                _holding(conn, "current position", presence.c.last_seen_ms, presence.c.entity_id == ident,
                          "overwritten by the next read"),
                 _holding(conn, "movement history", presence_changes.c.ts_ms,
-                         presence_changes.c.entity_id == staff_id,
-                         f"{staff_history_hours:g} h, then only anonymous hourly room counts"),
+                         presence_changes.c.entity_id == ident,
+                         f"{hours_text(staff_history_hours)}, then only anonymous hourly room counts"),
                 _holding(conn, "raw tag reads", raw_reads.c.ts_ms, raw_reads.c.tag_id.in_(tag_ids),
                          f"{raw_read_days:g} days"),
-                _holding(conn, "shifts", shifts.c.start_ms, shifts.c.staff_id == staff_id, "as kept by rostering"),
+                _holding(conn, "shifts", shifts.c.start_ms, shifts.c.staff_id == ident, "as kept by rostering"),
                 _holding(conn, "your actions in the audit log", audit_log.c.ts_ms,
                          audit_log.c.actor.in_(usernames), AUDIT_RETENTION),
             ])
-            viewers = _viewers(conn, staff_id, viewer_limit)
+            viewers = _viewers(conn, ident, sorted(usernames), viewer_limit)
     except SQLAlchemyError as exc:
-        raise StorageError(f"cannot read data held about {staff_id}: {exc}") from exc
+        raise StorageError(f"cannot read data held about {staff_id or username}: {exc}") from exc
     policy = ("You are not located while off duty or in the staff room, toilets or changing rooms.",
+              f"Your individual movements are kept {hours_text(staff_history_hours)}, then only anonymous "
+              "hourly counts per room remain.",
               "Managers see hourly counts per room, not your individual movements.",
               "Nobody has routine access to individual staff movement history; any access is audited.")
-    return StaffDataSummary(staff_id, holdings, viewers, policy)
+    return StaffDataSummary(ident or None, holdings, viewers, policy)
+
+
+def hours_text(hours: float) -> str:
+    """'14 days' for whole days of two or more, else '36 h'."""
+    return f"{hours / 24:g} days" if hours >= 48 and hours % 24 == 0 else f"{hours:g} h"
 
 
 def _holding(conn: Connection, item: str, ts_column, where, retention: str) -> dict:
@@ -149,10 +166,15 @@ def _holding(conn: Connection, item: str, ts_column, where, retention: str) -> d
             "retention": retention}
 
 
-def _viewers(conn: Connection, staff_id: str, limit: int) -> pd.DataFrame:
+def _viewers(conn: Connection, staff_id: str, usernames: list[str], limit: int) -> pd.DataFrame:
+    """Audit rows about this person by someone else: views of their staff record, and actions on
+    their account (unlock, second-factor reset ...)."""
+    about_staff = and_(audit_log.c.object_type.in_(("staff", "entity")), audit_log.c.object_id == staff_id)
+    about_account = and_(audit_log.c.object_type == "user", audit_log.c.object_id.in_(usernames),
+                         audit_log.c.actor.not_in(usernames))
     query = (select(audit_log.c.ts_ms, audit_log.c.actor, audit_log.c.role, audit_log.c.action,
                     audit_log.c.reason)
-             .where(audit_log.c.object_type.in_(("staff", "entity")), audit_log.c.object_id == staff_id)
+             .where(or_(about_staff, about_account) if usernames else about_staff)
              .order_by(audit_log.c.seq.desc()).limit(limit))
     frame = pd.DataFrame([dict(r) for r in conn.execute(query).mappings()],
                          columns=["ts_ms", "actor", "role", "action", "reason"])
@@ -314,3 +336,19 @@ def opted_out_ids(engine: Engine, patient_ids: Iterable[str] | None = None) -> s
             return set(conn.execute(query).scalars())
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot read opt-outs: {exc}") from exc
+
+
+def active_optouts(engine: Engine, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Active opt-outs: patient_id, recorded_by, since (tz-aware), reason."""
+    query = select(tracking_optouts.c.patient_id, tracking_optouts.c.recorded_by, tracking_optouts.c.ts_ms,
+                   tracking_optouts.c.reason).where(tracking_optouts.c.active.is_(True))
+    if patient_ids is not None:
+        query = query.where(tracking_optouts.c.patient_id.in_(list(patient_ids)))
+    try:
+        with engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read opt-outs: {exc}") from exc
+    frame = pd.DataFrame(rows, columns=["patient_id", "recorded_by", "ts_ms", "reason"])
+    frame.insert(2, "since", pd.to_datetime(frame.pop("ts_ms").astype("int64"), unit="ms", utc=True))
+    return frame

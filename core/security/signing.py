@@ -246,3 +246,15 @@ def save_last_seq(engine: Engine, marks: Mapping[str, int]) -> None:
                                  .values(last_seq=int(mark)))
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot store sequence marks: {exc}") from exc
+
+
+def verify_with_store(engine: Engine, messages: Sequence[Any], now: datetime, *, source: str,
+                      window_s: float = WINDOW_S) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """The one call an ingest service needs: verify decoded JSON payloads against the reader keys
+    and sequence marks in the store, persist the advanced marks, and return (accepted messages
+    without `sig`, quarantine frame with QUARANTINE_COLUMNS ready for `Pipeline.process(...,
+    extra_quarantine=...)`)."""
+    batch = verify_batch(messages, load_reader_keys(engine), load_last_seq(engine), now, window_s)
+    if batch.accepted:
+        save_last_seq(engine, batch.last_seq)
+    return batch.accepted, batch.quarantine_frame(now, source)

@@ -3,7 +3,7 @@ this module before `metadata.create_all` so they exist). Times are BIGINT epoch 
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Index, Integer, String, Table, Text,
+from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, String, Table, Text,
                         UniqueConstraint)
 
 from core.storage.schema import metadata
@@ -85,5 +85,25 @@ staff_presence_hourly = Table("staff_presence_hourly", metadata,
                               Column("staff_count", Integer, nullable=False),
                               UniqueConstraint("room_id", "hour_ms", name="uq_staff_hourly_room_hour"))
 
+# Security events raised by the feed itself (suspected cloned tags): one row per episode, its
+# last_ms moved on while the impossible hops continue. The alarm service turns live episodes into
+# "security.cloned_tag" alarms (core.security.hooks.pending_clone_conditions).
+security_events = Table("security_events", metadata,
+                        Column("id", Integer, primary_key=True, autoincrement=True),
+                        Column("kind", String(40), nullable=False),          # "cloned_tag"
+                        Column("tag_id", String(64), nullable=False),
+                        Column("entity_id", String(64)),
+                        Column("first_ms", BigInteger, nullable=False),
+                        Column("last_ms", BigInteger, nullable=False),
+                        Column("hops", Integer, nullable=False),             # impossible hops seen
+                        Column("floor_id", String(64)),
+                        Column("place_a", String(128)),
+                        Column("place_b", String(128)),
+                        Column("distance_m", Float),
+                        Column("speed_mps", Float),
+                        Column("reason", String(80), nullable=False),
+                        Index("ix_security_events_last", "last_ms"),
+                        Index("ix_security_events_tag", "tag_id"))
+
 SECURITY_TABLES = (users, sessions, login_tickets, audit_log, reader_keys, seen_sequences,
-                   tracking_optouts, staff_presence_hourly)
+                   tracking_optouts, staff_presence_hourly, security_events)

@@ -88,6 +88,7 @@ class FloorPlan:
                          "type": str(props.get("type") or "unknown"),
                          "name": props.get("name") or props.get("roomnumber"),
                          "room_type": props.get("room_type"),
+                         "zone_type": props.get("zone_type"),
                          "ward_id": props.get("ward_id"),
                          "room_id": None if props.get("room_id") is None else str(props["room_id"]),
                          "geometry": geom})

@@ -15,7 +15,14 @@ site = state.site()
 repo = state.repo()
 st.title("History")
 ents = site.entities.sort_values(["kind", "name"])
-label = ents.set_index("entity_id").apply(lambda r: f"{r['name']} · {r['kind']} ({r['subtype']})", axis=1)
+if not auth.can("see_staff_trails"):
+    # individual staff trails are withheld by default (staff privacy); aggregates are on Operations
+    ents = ents[ents["kind"] != "staff"]
+    st.caption("Staff movement history is not shown: it is kept for contact tracing and aggregates only.")
+identity = auth.can("see_patient_identity")
+shown = ents["name"].where((ents["kind"] != "patient") | identity, ents["short_name"])
+label = pd.Series([f"{n} · {k} ({t})" for n, k, t in zip(shown, ents["kind"], ents["subtype"])],
+                  index=ents["entity_id"].to_numpy())
 c1, c2, c3 = st.columns([3, 2, 2])
 eid = c1.selectbox("Person or device", ents["entity_id"].tolist(), format_func=lambda e: label[e])
 now_local = state.local(state.now())

@@ -11,7 +11,7 @@ auth.require_page("where")
 site = state.site()
 st.title("Who & what is where")
 render.feed_banner()
-snap = state.floor_snapshot(None)
+snap = state.floor_snapshot(None, show_identity=auth.can("see_patient_identity"))
 m = snap.markers
 
 c1, c2, c3, c4 = st.columns(4)

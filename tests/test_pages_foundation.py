@@ -56,3 +56,17 @@ def test_history_answers_where_at_a_time(app_db):
     at = app_as("charge_nurse", "pages/history.py")
     assert not at.exception
     assert "At " in texts(at)
+
+
+def test_history_withholds_staff_trails_and_patient_names_by_role(app_db):
+    from tests.helpers import sample_site
+    site = sample_site()
+    at = app_as("manager", "pages/history.py")
+    options = at.selectbox[0].options
+    staff_names = set(site.entities.loc[site.entities["kind"] == "staff", "name"])
+    full_patient = set(site.patients["given"] + " " + site.patients["family"])
+    assert not any(o.split(" · ")[0] in staff_names for o in options), "no individual staff trails"
+    assert not any(o.split(" · ")[0] in full_patient for o in options), "managers see initials, not names"
+    assert "Staff movement history is not shown" in texts(at)
+    nurse = app_as("nurse", "pages/history.py")
+    assert any(o.split(" · ")[0] in full_patient for o in nurse.selectbox[0].options)

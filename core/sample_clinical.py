@@ -196,8 +196,9 @@ def _patients(rng: np.random.Generator, site: Site) -> list[dict]:
         # so a set taken late becomes overdue after 6 h.
         rr = 21.0 if incident == "late_obs" else _vital(rng, "resp_rate", 1.5)
         rows.append({"patient_id": pid, "ward_id": ward, "bed_id": bed, "monitoring": monitoring,
-                     # RCP Chart 3 (standards §1.2 [V]): 12-hourly at NEWS2 0, 4-6-hourly at 1-4.
-                     "obs_interval_h": 4.0 if incident == "late_obs" else float(rng.choice([4.0, 6.0, 8.0])),
+                     # RCP Chart 3 (standards §1.2 [V]): 12-hourly at NEWS2 0, 4-6-hourly at 1-4; the
+                     # sample ward observes everyone 4-5-hourly so only the scripted patient is late.
+                     "obs_interval_h": 4.0 if incident == "late_obs" else float(rng.choice([4.0, 5.0])),
                      "resp_rate": rr, "spo2": min(100.0, _vital(rng, "spo2", 1.0)),
                      "on_oxygen": bool(ward == "WB" and rng.random() < 0.3 and incident == ""),
                      "systolic_bp": _vital(rng, "systolic_bp", 10.0), "pulse": _vital(rng, "pulse", 8.0),

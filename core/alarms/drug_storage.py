@@ -5,9 +5,9 @@ Inputs (all pandas, vectorised; no per-reading Python loops):
   readings:  location_id, ts (tz-aware), temp_c, rh_pct, optional door_open, lux
   drugs:     drug_id, name, storage_class, protect_from_light, location_id (where its tag is now)
 
-A location is judged against every storage class present there (its own and each stored drug's),
-so a fridge drug left in a CRT cupboard makes both a misplaced-drug and, if it is warm, an
-excursion condition listing that drug. Limits live in rules.STORAGE_RULES (standards §2).
+A location is judged against its own storage class and the class of every drug stored there that
+the location suits; a fridge drug left in a CRT cupboard is one misplaced-drug condition (not also
+an excursion of the cupboard: one problem, one alarm). Limits live in rules.STORAGE_RULES (standards §2).
 """
 from __future__ import annotations
 
@@ -194,12 +194,16 @@ class StorageState:
         own = self.loc_cls >= 0
         need[np.flatnonzero(own), self.loc_cls[own]] = True
         placed = (dl >= 0) & (dc >= 0)
-        need[dl[placed], dc[placed]] = True
+        # A drug in a location of a compatible class adds its own limits there; a drug in an
+        # unsuitable location is one storage.drug_misplaced alarm, not also an excursion of that place.
+        suits = placed & (self.loc_cls[np.maximum(dl, 0)] >= 0) \
+            & self.compat[np.maximum(dc, 0), np.maximum(self.loc_cls[np.maximum(dl, 0)], 0)]
+        need[dl[suits], dc[suits]] = True
         flag = need & v["flag"] & v["has"][:, None]
-        light = placed & drugs["protect_from_light"].fillna(False).astype(bool).to_numpy() \
+        light = suits & drugs["protect_from_light"].fillna(False).astype(bool).to_numpy() \
             if "protect_from_light" in drugs else np.zeros(len(drugs), bool)
         light &= self.last_lux[np.maximum(dl, 0)] > self.lux_max[np.maximum(dc, 0)]
-        parts = [self._excursions(v, flag, drugs, dl, dc, placed, light), self._silent(v["silent"]),
+        parts = [self._excursions(v, flag, drugs, dl, dc, suits, light), self._silent(v["silent"]),
                  self._misplaced(drugs, dl, dc)]
         parts = [p for p in parts if not p.empty]
         out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CONDITION_COLUMNS)
@@ -235,14 +239,14 @@ class StorageState:
         prio = "high" if v["extreme"][i, c] else "medium" if (v["timed"][i, c] or v["mkt_bad"][i, c]) else "low"
         return f"{', '.join(parts)} ({self.rules.storage[self.classes[c]].label})", prio
 
-    def _excursions(self, v, flag, drugs, dl, dc, placed, light) -> pd.DataFrame:
+    def _excursions(self, v, flag, drugs, dl, dc, suits, light) -> pd.DataFrame:
         locs, cls = np.nonzero(flag)
         lit = np.flatnonzero(light)
         if locs.size == 0 and lit.size == 0:
             return pd.DataFrame(columns=CONDITION_COLUMNS)
         # Only flagged locations reach the Python assembly below (a handful per tick).
         ids = drugs["drug_id"].astype(str).to_numpy(object)
-        held = placed & flag[np.maximum(dl, 0), np.maximum(dc, 0)]
+        held = suits & flag[np.maximum(dl, 0), np.maximum(dc, 0)]
         by_pair: dict = {}
         for i, c, d in zip(dl[held], dc[held], ids[held]):
             by_pair.setdefault((int(i), int(c)), []).append(d)

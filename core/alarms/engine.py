@@ -210,7 +210,7 @@ class AlarmEngine:
                       drug_ids=tuple(cond.get("drug_ids") or ()), details=dict(cond.get("details") or {}),
                       escalated_to_role=ladder[0], level_since=now, ladder=ladder, **place)
         responder = _clean(cond.get("responder")) or nearest_responder(alarm, staff, ladder[0],
-                                                                       exclude=cond.get("exclude", ()))
+                                                                       exclude=cond.get("exclude") or ())
         alarm = replace(alarm, nearest_responder=responder)
         self.alarms[alarm.alarm_id] = alarm
         self._open_by_key[alarm.key] = alarm.alarm_id

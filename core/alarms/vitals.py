@@ -352,24 +352,55 @@ def vitals_conditions(obs: pd.DataFrame, now, rules: VitalsRule = DEFAULT_RULES.
     """
     now = pd.Timestamp(now)
     s = news2_frame(obs)
-    age_s = (now - pd.to_datetime(obs["ts"], utc=True)).dt.total_seconds()
-    limit = s["monitoring"].map(dict(rules.overdue_after_s)).astype(float)
+    age_s = (now - pd.to_datetime(obs["ts"], utc=True)).dt.total_seconds().to_numpy(float)
+    limit = s["monitoring"].map(dict(rules.overdue_after_s)).astype(float).to_numpy()
     base = obs[[c for c in ("patient_id", "ward_id", "room_id", "bed_id") if c in obs]]
-    risk = s["risk"].fillna("")
+    risk = s["risk"].fillna("").to_numpy(object)
+    scored = (s["status"] == "scored").to_numpy()
     news = (risk == "medium") | (risk == "high")
-    red = (risk == "low-medium")
-    late = (age_s > limit).fillna(False) | (s["status"] != "scored")
-    pid = obs["patient_id"].astype(str)
-    total = s["total"].astype("string").fillna("?")
-    parts = [
-        base[news].assign(kind="vitals.news2", key="vitals.news2:" + pid[news],
-                          priority=np.where(risk[news] == "high", "high", "medium"),
-                          message="NEWS2 " + total[news] + " (" + risk[news] + "): " + s["monitoring"][news] + " monitoring"),
-        base[red].assign(kind="vitals.red_score", key="vitals.red_score:" + pid[red], priority="medium",
-                         message="NEWS2 single-parameter red score (total " + total[red] + "): urgent ward-based response"),
-        base[late].assign(kind="vitals.obs_overdue", key="vitals.obs_overdue:" + pid[late], priority="low",
-                          message=np.where(s["status"][late] == "scored", "observations overdue (last "
-                                           + (age_s[late] / 60).round().astype(int).astype(str) + " min ago)",
-                                           "no valid NEWS2: " + s["rejected_reason"][late].fillna(""))),
-    ]
+    red = risk == "low-medium"
+    late = ~scored | (age_s > limit)
+    parts = []
+    # Messages are built for flagged rows only: most patients are fine on most ticks.
+    if news.any():
+        b, t = base[news], s.loc[news, "total"].astype(int).astype(str)
+        parts.append(b.assign(kind="vitals.news2", key="vitals.news2:" + b["patient_id"].astype(str),
+                              priority=np.where(risk[news] == "high", "high", "medium"),
+                              message="NEWS2 " + t + " (" + risk[news] + "): " + s.loc[news, "monitoring"] + " monitoring"))
+    if red.any():
+        b, t = base[red], s.loc[red, "total"].astype(int).astype(str)
+        parts.append(b.assign(kind="vitals.red_score", key="vitals.red_score:" + b["patient_id"].astype(str),
+                              priority="medium",
+                              message="NEWS2 single-parameter red score (total " + t + "): urgent ward-based response"))
+    if late.any():
+        b = base[late]
+        a = age_s[late]
+        mins = np.where(np.isfinite(a), np.round(np.nan_to_num(a) / 60), 0).astype(int).astype(str)
+        why = s.loc[late, "rejected_reason"].fillna("").astype(object).to_numpy()
+        msg = np.where(scored[late], "observations overdue (last " + mins.astype(object) + " min ago)",
+                       "no valid NEWS2: " + why)
+        parts.append(b.assign(kind="vitals.obs_overdue", key="vitals.obs_overdue:" + b["patient_id"].astype(str),
+                              priority="low", message=msg))
+    if not parts:
+        return base.iloc[:0].assign(**{c: pd.Series(dtype="str") for c in ("kind", "key", "priority", "message")}), s
     return pd.concat(parts, ignore_index=True), s
+
+
+def glucose_conditions(latest: pd.DataFrame, rules: VitalsRule = DEFAULT_RULES.vitals) -> pd.DataFrame:
+    """vitals.glucose conditions from each patient's latest capillary glucose (patient_id,
+    glucose_mmol_l, optional ward/room/bed ids): the single-parameter rule of `glucose_level`,
+    vectorised. Implausible values never alarm (the caller rejected them with a reason)."""
+    g = pd.to_numeric(latest["glucose_mmol_l"], errors="coerce").to_numpy(float, na_value=np.nan)
+    lo, hi = GLUCOSE_PLAUSIBLE_MMOL_L
+    ok = (g >= lo) & (g <= hi)
+    level = np.select([g < rules.glucose_severe_hypo_mmol_l, g < rules.glucose_hypo_mmol_l,
+                       g > rules.glucose_severe_hyper_mmol_l, g > rules.glucose_hyper_mmol_l],
+                      ["severe hypoglycaemia", "hypoglycaemia", "severe hyperglycaemia", "hyperglycaemia"], "")
+    prio = np.select([level == "severe hypoglycaemia", level == "hypoglycaemia", level == "severe hyperglycaemia"],
+                     ["high", "medium", "medium"], "low")
+    flag = ok & (level != "")
+    base = latest[[c for c in ("patient_id", "ward_id", "room_id", "bed_id") if c in latest]][flag]
+    pid = base["patient_id"].astype(str)
+    return base.assign(kind="vitals.glucose", key="vitals.glucose:" + pid, priority=prio[flag],
+                       message=pd.Series(level[flag], index=base.index) + ": capillary glucose "
+                       + pd.Series(g[flag], index=base.index).round(1).astype(str) + " mmol/L")

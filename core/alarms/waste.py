@@ -2,7 +2,8 @@
 member of staff who last handled it.
 
 Inputs (pandas, vectorised):
-  bins:  bin_id, accepts (iterable of categories or "a|b" text), room_id, fill_pct, optional opened_at
+  bins:  bin_id, accepts (iterable of categories or "a|b" text), room_id, fill_pct, optional opened_at,
+         optional home_room_id (its designated place; without it a bin must stand in a disposal room)
   items: item_id, category, bin_id (None if not in a bin), room_id, generated_at, optional seen_at
   disposal_rooms: room ids designated for waste (disposal hold, sluice, ...)
   handler_trail (optional): staff_id, room_id, ts - staff presence; the handler of an event is the
@@ -89,8 +90,13 @@ def _seen(df: pd.DataFrame, now) -> pd.Series:
 
 
 def _wrong_place(items, bins, disposal_rooms, now) -> pd.DataFrame:
+    """Loose items outside a disposal room; bins away from their designated place (their
+    `home_room_id` when given - e.g. a sharps box at the point of use in a bay - else any disposal room)."""
     rooms = set(disposal_rooms)
-    b = bins[~bins["room_id"].isin(rooms)]
+    if "home_room_id" in bins:
+        b = bins[bins["room_id"].ne(bins["home_room_id"]).fillna(True).to_numpy(bool)]
+    else:
+        b = bins[~bins["room_id"].isin(rooms)]
     loose = items[items["bin_id"].isna() & ~items["room_id"].isin(rooms)]
     return pd.concat([
         _frame("waste.wrong_place", "waste.wrong_place:" + b["bin_id"], "low",
@@ -129,20 +135,37 @@ def _overdue(items, bins, accepts, now, rules: RuleSet) -> pd.DataFrame:
     return pd.concat(frames)
 
 
+def _ns(s: pd.Series) -> np.ndarray:
+    """Epoch ns (int64) of any datetime-like Series; NaT -> int64 min."""
+    return _utc(s).astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").view("int64")
+
+
 def last_handler(events: pd.DataFrame, trail: pd.DataFrame | None) -> pd.Series:
-    """Per event (room_id, event_ts): the last staff member seen in that room at or before it."""
+    """Per event (room_id, event_ts): the last staff member seen in that room at or before it.
+
+    One sorted key per trail row, room code * span + seconds since the trail's start, so every event
+    is answered by a single np.searchsorted (no per-room groupby, no merge on strings)."""
     if trail is None or trail.empty or events.empty:
         return pd.Series(None, index=events.index, dtype=object)
     rooms = pd.Index(pd.unique(events["room_id"].dropna().astype(object)))
-    t_code = rooms.get_indexer(trail["room_id"].astype(object))      # -1: a room with no event
-    t = pd.DataFrame({"room": t_code, "event_ts": _utc(trail["ts"]), "staff_id": trail["staff_id"].to_numpy(object)})
-    t = t[(t["room"] >= 0) & t["event_ts"].notna()]
-    e_code = rooms.get_indexer(events["room_id"].astype(object))
-    left = pd.DataFrame({"room": e_code, "event_ts": _utc(events["event_ts"]).to_numpy(copy=True), "_row": np.arange(len(events))})
-    m = pd.merge_asof(left.sort_values("event_ts"), t.sort_values("event_ts"), on="event_ts", by="room",
-                      direction="backward")
-    m.loc[m["room"] < 0, "staff_id"] = None
-    return pd.Series(m.sort_values("_row")["staff_id"].to_numpy(), index=events.index)
+    t_room = rooms.get_indexer(trail["room_id"].astype(object))      # -1: a room with no event
+    t_ns = _ns(trail["ts"])
+    ok = (t_room >= 0) & (t_ns != np.iinfo(np.int64).min)
+    if not ok.any():
+        return pd.Series(None, index=events.index, dtype=object)
+    t_room, t_ns, staff = t_room[ok], t_ns[ok], trail["staff_id"].to_numpy(object)[ok]
+    t0 = t_ns.min()
+    span_s = (t_ns.max() - t0) / 1e9 + 1.0
+    t_key = t_room * span_s + (t_ns - t0) / 1e9
+    order = np.argsort(t_key, kind="stable")
+    t_key, t_room, t_ns, staff = t_key[order], t_room[order], t_ns[order], staff[order]
+    e_room = rooms.get_indexer(events["room_id"].astype(object))
+    e_ns = _ns(events["event_ts"])
+    e_key = e_room * span_s + np.clip((e_ns - t0) / 1e9, -0.5, span_s - 0.5)
+    pos = np.searchsorted(t_key, e_key, side="right") - 1
+    p = np.maximum(pos, 0)
+    found = (pos >= 0) & (e_room >= 0) & (t_room[p] == e_room) & (t_ns[p] <= e_ns)
+    return pd.Series(np.where(found, staff[p], None), index=events.index, dtype=object)
 
 
 def waste_conditions(bins: pd.DataFrame, items: pd.DataFrame, disposal_rooms: Iterable[str], now,
@@ -163,5 +186,6 @@ def waste_conditions(bins: pd.DataFrame, items: pd.DataFrame, disposal_rooms: It
     c["details"] = [{"reason": w, "last_handler": h, "event_ts": str(t)}
                     for w, h, t in zip(c["why"], c["handler"], c["event_ts"])]
     has = c["handler"].notna()
-    c.loc[has, "message"] = c.loc[has, "message"] + " (last handled by " + c.loc[has, "handler"].astype(str) + ")"
+    if has.any():
+        c.loc[has, "message"] = c.loc[has, "message"] + " (last handled by " + c.loc[has, "handler"].astype(str) + ")"
     return WasteEvaluation(c.reindex(columns=CONDITION_COLUMNS).reset_index(drop=True), rejected)

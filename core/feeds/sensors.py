@@ -31,7 +31,7 @@ ENV_EVERY_S = 30            # loggers record far more often than CDC's 30-min mi
 MONITOR_EVERY_S = 30
 INVENTORY_EVERY_S = 60
 BIN_EVERY_S = 60
-BADGE_EVERY_S = 120
+BADGE_EVERY_S = 300
 GLUCOSE_EVERY_S = 2 * 3600
 FAULT_RATE = 0.003          # impossible readings per reading
 
@@ -149,7 +149,14 @@ class SensorSimulator:
     def backfill(self, since: datetime, now: datetime) -> SensorBatch:
         """History in (since, now]; later `step` calls continue from `now`."""
         self.last_s = _epoch_s(now)
-        return self.span(_epoch_s(since), self.last_s)
+        batch = self.span(_epoch_s(since), self.last_s)
+        # Intermittent observations are hours apart: reach back far enough that every patient has a
+        # last set (12 h covers the slowest NEWS2 frequency, standards §1.2 [V]).
+        older = self._manual(_epoch_s(since) - 13 * 3600, _epoch_s(since))
+        if len(older):
+            batch = SensorBatch(batch.env, pd.concat([older, batch.vitals], ignore_index=True), batch.drugs,
+                                batch.waste, batch.bins, batch.badges)
+        return batch
 
     def span(self, t0: float, t1: float) -> SensorBatch:
         if t1 <= t0:
@@ -277,6 +284,8 @@ class SensorSimulator:
         t = ks * interval[who] + offset[who]
         v = self._sets(pts, np.arange(t.size) + int(t1), 31, scale=0.7)      # one noise row per set
         cols = {c: v[c][np.arange(t.size), who] for c in v}
+        for c in ("resp_rate", "spo2", "systolic_bp", "pulse", "temp_c"):   # the scripted patient: exact values
+            cols[c] = np.where(late[who], pts[c].to_numpy(float)[who], cols[c])
         self._impossible(cols, self._uniform(32, np.array([int(t1)]), t.size)[0])
         out = {"ts": _ts(t), "patient_id": pts["patient_id"].to_numpy()[who], "source": "manual"}
         for col in ("resp_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness", "temp_c"):

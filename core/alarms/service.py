@@ -192,10 +192,11 @@ class AlarmService:
                 self._ingest(self._sim.step(now), now)
             self._drain_queue(now)
             self._follow_trail(getattr(result, "changes_frame", None))
-            if self._dirty or time.monotonic() - self._last_eval >= self.settings.alarm_eval_s:
+            now_s = pd.Timestamp(now).timestamp()
+            if self._dirty or now_s - self._last_eval >= self.settings.alarm_eval_s:
                 t1 = time.perf_counter()
                 self.evaluate(now)
-                self._dirty, self._last_eval = False, time.monotonic()
+                self._dirty, self._last_eval = False, now_s
                 self.stats.rules_ms = (time.perf_counter() - t1) * 1000
             else:
                 self.engine.tick(now, self.staff_presence(now))     # escalation is due every tick
@@ -592,11 +593,12 @@ class AlarmService:
     # ------------------------------------------------------------ persistence
     def _persist(self, now: datetime) -> None:
         events = self.engine.drain_events()
-        flush = time.monotonic() - self._last_flush >= FLUSH_EVERY_S
+        now_s = pd.Timestamp(now).timestamp()
+        flush = now_s - self._last_flush >= FLUSH_EVERY_S
         ids = {e.alarm_id for e in events}
         if flush:
             ids |= {a.alarm_id for a in self.engine.open_alarms()}
-            self._last_flush = time.monotonic()
+            self._last_flush = now_s
         if not ids:
             return
         with self.repo.engine.begin() as conn:
@@ -626,9 +628,10 @@ class AlarmService:
                     _adopt(self.engine, a)
 
     def _maybe_purge(self, now: datetime) -> None:
-        if time.monotonic() - self._last_purge < PURGE_EVERY_S:
+        now_s = pd.Timestamp(now).timestamp()
+        if now_s - self._last_purge < PURGE_EVERY_S:
             return
-        self._last_purge = time.monotonic()
+        self._last_purge = now_s
         purge_readings(self.repo.engine, to_ms(now) - int(self.settings.sensor_retention_days * 86400 * 1000))
 
     # ------------------------------------------------------------ user actions (live engine)
@@ -807,7 +810,7 @@ def alarm_rate(repo, site, now: datetime, days: float = 7.0, ward_id: str | None
     out = pd.DataFrame({"bed_id": beds["bed_id"].to_numpy(), "ward_id": beds["ward_id"].to_numpy()})
     out["alarms"] = out["bed_id"].map(counts).fillna(0).astype(int)
     out["per_day"] = (out["alarms"] / span_days).round(1)
-    out["top_kinds"] = out["bed_id"].map(top).fillna("")
+    out["top_kinds"] = out["bed_id"].map(top).astype(object).fillna("")
     return out.sort_values(["per_day", "bed_id"], ascending=[False, True], ignore_index=True)
 
 

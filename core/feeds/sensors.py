@@ -45,21 +45,21 @@ class Incident:
 # First occurrences (seconds after start) noted for the README's "what you will see".
 INCIDENTS = {
     "door_left_open": Incident(3600, 930),          # fridge > 8 °C for 15 min at ~+1.5 min
-    "compressor_failure": Incident(5400, 1824),     # freezer excursion at +1 min, thawing (>= 0 °C) at +3 min
-    "logger_offline": Incident(7200, 1740),         # fridge logger silent 30 min at +1 min
+    "compressor_failure": Incident(5400, 1900),     # freezer out of range 15 min at start, thawing (>= 0 °C) at +3 min
+    "logger_offline": Incident(7200, 1805),         # fridge logger silent 30 min at start
     "humid_store": Incident(2700, 2400),            # cupboard RH 66 % from +5 min
     "left_out_of_fridge": Incident(3600, 3560),     # insulin pen in the CRT cupboard from +40 s
-    "deteriorating": Incident(7200, 660),           # NEWS2 climbs: medium ~+1 min, high ~+4 min
+    "deteriorating": Incident(7200, 780),           # NEWS2 climbs: medium at start, high ~+3 min
     "new_confusion": Incident(2700, 2640),          # new confusion (C) from +1 min: single-parameter red score
     "monitor_dropout": Incident(3600, 3540),        # monitor stops from +1 min for 8 min
     "late_obs": Incident(22500, 21540),             # 4-6-hourly obs taken 15 min late: overdue +1..+16 min
     "hypo": Incident(5400, 5280),                   # capillary glucose 3.3 mmol/L at +2 min
     "sharps_in_general": Incident(4500, 4470),      # needle in the general-waste bag at +30 s
-    "overdue_infectious": Incident(14400, 0),       # infectious bag open 48 h at +1 min
+    "overdue_infectious": Incident(14400, 90),      # infectious bag open 48 h at start, collected at +38 min
     "loose_bag": Incident(3000, 2700),              # infectious bag left in a corridor at +5 min
     "filling_sharps_box": Incident(15300, 14100),   # bay sharps box passes 3/4 full at ~+2 min
     "duress": Incident(2700, 2550),                 # nurse presses the duress button at +2.5 min
-    "low_battery": Incident(7200, 0),               # an infusion pump tag at 8 % battery from the start
+    "low_battery": Incident(7200, 420),             # an infusion pump tag at 8 % battery since 7 min before start
 }
 
 ENV_BASE = {"refrigerated": (4.8, 0.15, 42.0), "frozen": (-19.0, 0.3, 35.0), "crt": (21.5, 0.2, 45.0)}

@@ -61,3 +61,66 @@ def test_nurse_may_not_acknowledge_storage_alarm(repo):
         service.acknowledge(repo, a["alarm_id"], user="n1", role="nurse", now=pd.Timestamp.now(tz="UTC"))
     with repo.engine.connect() as conn:
         assert tables.load_alarm(conn, a["alarm_id"]).state == "active"
+
+
+def _figs(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def test_drug_storage_page_shades_band_and_excursions(repo):
+    at = app_as("pharmacist", "pages/drug_storage.py")
+    at.selectbox(key="ds_ward").set_value("WB").run()
+    assert not at.exception, at.exception
+    figs = _figs(at)
+    shapes = [s for f in figs for s in f["layout"].get("shapes", [])]
+    assert any(s.get("type") == "rect" and s.get("xref") == "x" for s in shapes)        # excursion shaded
+    assert any(s.get("type") == "rect" and s.get("yref") == "y" for s in shapes)        # allowed band
+    shown = texts(at)
+    assert "Ward B freezer" in shown and "Elasomeran" in shown or "Varicella" in shown or "Dinoprostone" in shown
+    assert "MKT" in shown
+
+
+def test_vitals_page_audits_the_record_view_and_shows_subscores(repo):
+    at = app_as("doctor", "pages/vitals.py")
+    assert not at.exception, at.exception
+    pid = at.selectbox(key="vs_patient").value
+    log = audit.entries(repo.engine, object_type="patient", patient_id=pid)
+    assert (log["action"] == "view_patient_record").sum() >= 1
+    figs = _figs(at)
+    assert figs and any(t.get("name") == "NEWS2" for t in figs[0]["data"])
+    assert "resp_rate" in str(at.dataframe[-1].value["parameter"].tolist())
+
+
+def test_vitals_page_refused_to_roles_without_patient_records(repo):
+    at = page_alone("pages/vitals.py", "facilities")
+    assert "You do not have access to this page." in texts(at)
+
+
+def test_waste_page_shows_bins_and_events(repo):
+    at = app_as("facilities", "pages/waste.py")
+    assert not at.exception, at.exception
+    fig = _figs(at)[0]
+    names = {t.get("name") for t in fig["data"]}
+    assert "bin (size = fill)" in names and "disposed" in names
+    bins = at.dataframe[0].value
+    assert len(bins) > 0 and {"fill_pct", "age_h", "limit_h"} <= set(bins.columns)
+
+
+def test_help_request_goes_to_the_nearest_porter_and_can_be_accepted(repo):
+    from tests.helpers import sample_site
+    site = sample_site()
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    alarm = service.request_help(repo, site, role_needed="porter", room_id="WA-B1", requester="S002",
+                                 user="nurse1", role="nurse", now=now)
+    porters = set(site.entities.loc[site.entities["subtype"] == "porter", "entity_id"])
+    assert alarm.kind == "help.request" and alarm.escalated_to_role == "porter"
+    assert alarm.nearest_responder in porters | {None}
+    again = service.request_help(repo, site, role_needed="porter", room_id="WA-B1", requester="S002",
+                                 user="nurse1", role="nurse", now=now)
+    assert again.alarm_id == alarm.alarm_id                              # one request, not two
+    service.accept_help(repo, alarm.alarm_id, user="porter1", role="facilities", now=now)
+    with repo.engine.connect() as conn:
+        assert tables.load_alarm(conn, alarm.alarm_id).acknowledged_by == "porter1"
+    with pytest.raises(service.AccessDenied):
+        service.request_help(repo, site, role_needed="porter", room_id="WA-B1", requester="x", user="kiosk",
+                             role="kiosk", now=now)

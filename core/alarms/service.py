@@ -864,7 +864,7 @@ def drug_positions(repo, clinical: Clinical) -> pd.DataFrame:
         pos = _frame(conn, select(t.drug_positions))
     d = clinical.drugs.copy()
     cur = pos.set_index("drug_id")["location_id"] if len(pos) else pd.Series(dtype=object)
-    d["location_id"] = d["drug_id"].map(cur).fillna(d["home_location_id"])
+    d["location_id"] = d["drug_id"].map(cur).astype(object).fillna(d["home_location_id"])
     return d
 
 

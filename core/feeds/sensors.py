@@ -45,12 +45,12 @@ class Incident:
 # First occurrences (seconds after start) noted for the README's "what you will see".
 INCIDENTS = {
     "door_left_open": Incident(3600, 930),          # fridge > 8 °C for 15 min at ~+1.5 min
-    "compressor_failure": Incident(5400, 1900),     # freezer out of range 15 min at start, thawing (>= 0 °C) at +3 min
+    "compressor_failure": Incident(5400, 1960),     # freezer out of range 15 min at start, thawing (>= 0 °C) at +3 min
     "logger_offline": Incident(7200, 1805),         # fridge logger silent 30 min at start
     "humid_store": Incident(2700, 2400),            # cupboard RH 66 % from +5 min
     "left_out_of_fridge": Incident(3600, 3560),     # insulin pen in the CRT cupboard from +40 s
     "deteriorating": Incident(7200, 780),           # NEWS2 climbs: medium at start, high ~+3 min
-    "new_confusion": Incident(2700, 2640),          # new confusion (C) from +1 min: single-parameter red score
+    "new_confusion": Incident(2700, 60),            # new confusion (C) since 1 min before start: single-parameter red score
     "monitor_dropout": Incident(3600, 3540),        # monitor stops from +1 min for 8 min
     "late_obs": Incident(22500, 21540),             # 4-6-hourly obs taken 15 min late: overdue +1..+16 min
     "hypo": Incident(5400, 5280),                   # capillary glucose 3.3 mmol/L at +2 min

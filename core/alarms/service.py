@@ -412,7 +412,8 @@ class AlarmService:
     def _reject(self, stream: str, df: pd.DataFrame, reason, now: datetime) -> None:
         src = next((c for c in ("location_id", "sensor_id", "patient_id", "tag_id", "bin_id") if c in df), None)
         reasons = reason if isinstance(reason, pd.Series) else pd.Series(reason, index=df.index)
-        raw = df.drop(columns=[c for c in ("reason",) if c in df]).astype(str).agg(",".join, axis=1)
+        body = df.drop(columns=[c for c in ("reason",) if c in df])
+        raw = pd.Series([",".join(map(str, r)) for r in body.itertuples(index=False)], index=df.index, dtype=object)
         rows = pd.DataFrame({"ts_ms": to_ms(now), "stream": stream,
                              "source_id": df[src].astype(str) if src else None,
                              "reason": reasons.astype(str).str.slice(0, 200), "raw": raw.str.slice(0, 500)})

@@ -136,6 +136,8 @@ class StorageState:
         self.x, self.y = self.loc["x_m"].to_numpy(float), self.loc["y_m"].to_numpy(float)
         self.floor = self.loc["floor_id"].astype(object).to_numpy()
         self.names = self.index.to_numpy(object)
+        self.room = self.loc["room_id"].astype(object).to_numpy()
+        self.cls_name = self.loc["storage_class"].astype(object).to_numpy()
 
     # ------------------------------------------------------------ readings
     def add(self, readings: pd.DataFrame) -> pd.DataFrame:
@@ -181,7 +183,10 @@ class StorageState:
                                             np.where(whole & (prev != _NO_RUN), prev, ts_ns[np.maximum(run, 0)]))
 
     # ------------------------------------------------------------ verdicts
-    def evaluate(self, drugs: pd.DataFrame, now, rejected: pd.DataFrame | None = None) -> StorageEvaluation:
+    def evaluate(self, drugs: pd.DataFrame, now, rejected: pd.DataFrame | None = None, *,
+                 with_status: bool = True) -> StorageEvaluation:
+        """Conditions at `now` for `drugs` (drug_id, storage_class, location_id where its tag is);
+        with_status=False skips the per-location status table (the service's hot path)."""
         _require(drugs, "drugs", ("drug_id", "storage_class", "location_id"))
         now = pd.Timestamp(now)
         if now.tzinfo is None:
@@ -211,7 +216,8 @@ class StorageState:
             need_cls = self.classes.get_indexer(out["details"].map(lambda d: d.get("needs_class")).astype(object))
             out["suggested_location_id"] = self._nearest_suitable(out["location_id"].to_numpy(object), need_cls, v["ok"])
         rej = rejected if rejected is not None else pd.DataFrame(columns=["location_id", "ts", "temp_c", "reason"])
-        return StorageEvaluation(out.reindex(columns=CONDITION_COLUMNS), self._status(v), rej)
+        status = self._status(v) if with_status else pd.DataFrame()
+        return StorageEvaluation(out.reindex(columns=CONDITION_COLUMNS), status, rej)
 
     def _verdicts(self, now_ns: int) -> dict:
         has = self.last_ns != _NEVER
@@ -275,15 +281,14 @@ class StorageState:
         i = np.flatnonzero(silent)
         if i.size == 0:
             return pd.DataFrame(columns=CONDITION_COLUMNS)
-        last = pd.Series(pd.to_datetime(np.where(self.last_ns[i] == _NEVER, np.iinfo(np.int64).min, self.last_ns[i]),
-                                        utc=True)).astype("string").fillna("never").to_numpy(object)
+        last = np.array(["never" if ns == _NEVER else str(pd.Timestamp(int(ns), unit="ns", tz="UTC"))
+                         for ns in self.last_ns[i]], dtype=object)
         loc = self.names[i]
         return pd.DataFrame({"kind": "storage.sensor_silent", "key": "storage.sensor_silent:" + loc.astype(str),
                              "priority": "low", "message": loc + ": logger not reporting (last reading " + last + ")",
-                             "location_id": loc, "room_id": self.loc["room_id"].to_numpy(object)[i],
+                             "location_id": loc, "room_id": self.room[i],
                              "floor_id": self.floor[i], "x_m": self.x[i], "y_m": self.y[i], "drug_ids": [()] * i.size,
-                             "details": [{"last_ts": x, "needs_class": c}
-                                         for x, c in zip(last, self.loc["storage_class"].to_numpy(object)[i])]})
+                             "details": [{"last_ts": x, "needs_class": c} for x, c in zip(last, self.cls_name[i])]})
 
     def _misplaced(self, drugs: pd.DataFrame, dl: np.ndarray, dc: np.ndarray) -> pd.DataFrame:
         has_loc = drugs["location_id"].notna().to_numpy()
@@ -295,7 +300,7 @@ class StorageState:
         bad = drugs.iloc[j]
         known = dl[j] >= 0
         li = np.maximum(dl[j], 0)
-        lcls = self.loc["storage_class"].astype(object).to_numpy()[li]
+        lcls = self.cls_name[li]
         drug_id = bad["drug_id"].astype(str).to_numpy(object)
         name = (bad["name"] if "name" in bad else bad["drug_id"]).astype(str).to_numpy(object)
         dcls = bad["storage_class"].astype(str).to_numpy(object)
@@ -306,7 +311,7 @@ class StorageState:
                              "priority": np.where(known, "medium", "low"),
                              "message": name + " (" + dcls + ") " + why.astype(object) + " at " + loc_id,
                              "location_id": loc_id,
-                             "room_id": np.where(known, self.loc["room_id"].astype(object).to_numpy()[li], None),
+                             "room_id": np.where(known, self.room[li], None),
                              "floor_id": np.where(known, self.floor[li], None), "x_m": np.where(known, self.x[li], nan),
                              "y_m": np.where(known, self.y[li], nan), "drug_ids": [(d,) for d in drug_id],
                              "details": [{"needs_class": c} for c in dcls]})

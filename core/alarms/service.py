@@ -36,7 +36,7 @@ from core.alarms.engine import OPEN_STATES, Alarm, AlarmEngine, AlarmEvent, Unkn
 from core.alarms.rules import DEFAULT_RULES, PRIORITY_RANK, RuleSet
 from core.alarms.vitals import (GLUCOSE_PLAUSIBLE_MMOL_L, PARAMETERS, glucose_conditions, news2_frame,
                                 vitals_conditions)
-from core.alarms.waste import waste_conditions
+from core.alarms.waste import HandlerTrail, waste_conditions
 from core.errors import AccessDenied, InvalidInput
 from core.models import to_ms
 from core.sample_clinical import Clinical, load_clinical
@@ -114,6 +114,7 @@ class AlarmService:
         self.battery = pd.Series(dtype=float)
         self._duress: list[tuple[str, pd.Timestamp]] = []
         self._trail = pd.DataFrame(columns=["staff_id", "room_id", "ts"])
+        self._trail_prepared = None               # HandlerTrail, rebuilt only when the trail grows
         self._disposal_rooms = set(site.rooms.loc[site.rooms["room_type"] == "dirty_utility", "room_id"])
         self._restore_alarms()
 
@@ -181,6 +182,7 @@ class AlarmService:
         if len(s):
             self._trail = pd.DataFrame({"staff_id": s["entity_id"].to_numpy(object), "room_id": s["room_id"].to_numpy(object),
                                         "ts": _ts(s["since_ms"])})
+            self._trail_prepared = None
 
     # ------------------------------------------------------------ the tick hook
     def on_tick(self, result, now: datetime) -> None:
@@ -456,6 +458,7 @@ class AlarmService:
         trail = pd.concat([self._trail, new], ignore_index=True) if len(self._trail) else new
         cut = trail["ts"].max() - pd.Timedelta(seconds=TRAIL_KEEP_S)
         self._trail = trail[trail["ts"] >= cut].reset_index(drop=True)
+        self._trail_prepared = None
 
     # ------------------------------------------------------------ rules
     def conditions(self, now: datetime) -> pd.DataFrame:
@@ -509,7 +512,7 @@ class AlarmService:
 
     def _storage_conditions(self, now: datetime) -> pd.DataFrame:
         drugs = self.clinical.drugs.assign(location_id=self.clinical.drugs["drug_id"].map(self.drug_loc))
-        ev = self.storage.evaluate(drugs, now)
+        ev = self.storage.evaluate(drugs, now, with_status=False)
         c = ev.conditions
         if c.empty:
             return c
@@ -525,7 +528,10 @@ class AlarmService:
         bins = bins.assign(opened_at=pd.to_datetime(opened, utc=True))
         items = self.items.assign(generated_at=pd.to_datetime(self.items["generated_at"], utc=True),
                                   seen_at=pd.to_datetime(self.items["seen_at"], utc=True))
-        ev = waste_conditions(bins, items, self._disposal_rooms, now, handler_trail=self._trail, rules=self.rules)
+        if self._trail_prepared is None:
+            self._trail_prepared = HandlerTrail(self._trail) if len(self._trail) else None
+        ev = waste_conditions(bins, items, self._disposal_rooms, now, handler_trail=self._trail_prepared,
+                              rules=self.rules)
         return ev.conditions
 
     def _location_conditions(self, now: datetime) -> pd.DataFrame:

@@ -234,15 +234,21 @@ def _frame_band(table: str, x: np.ndarray) -> np.ndarray:
 
 
 def _numeric_column(df: pd.DataFrame, col: str, reason: np.ndarray) -> np.ndarray:
-    """Float array of `col`; writes a reason for non-numbers and implausible values."""
-    raw = df[col] if col in df else pd.Series(np.nan, index=df.index)
+    """Float array of `col`; writes a reason for non-numbers and implausible values (the message
+    text is built for the offending rows only)."""
+    if col not in df:
+        return np.full(len(df), np.nan)
+    raw = df[col]
     x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     not_number = np.isnan(x) & raw.notna().to_numpy()
     lo, hi, unit = PLAUSIBLE[col]
-    bad = ~np.isnan(x) & ~((x >= lo) & (x <= hi))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(x) & ~((x >= lo) & (x <= hi))
     _note(reason, not_number, f"impossible {col}: not a number")
-    shown = raw.astype("string").fillna("").to_numpy(dtype=object)
-    _note(reason, bad, f"impossible {col}=" + shown + f": plausible range {lo:g}..{hi:g} {unit}")
+    if bad.any():
+        rows = np.flatnonzero(bad & (reason == ""))
+        shown = raw.to_numpy(dtype=object)[rows]
+        reason[rows] = [f"impossible {col}={v}: plausible range {lo:g}..{hi:g} {unit}" for v in shown]
     return x
 
 
@@ -298,20 +304,22 @@ def news2_frame(df: pd.DataFrame) -> pd.DataFrame:
     red = np.column_stack(list(sub.values())).max(axis=1) == 3
     risk = np.select([total >= 7, total >= 5, red], ["high", "medium", "low-medium"], "low")
     band = np.where(total == 0, "zero", risk)
-    out = pd.DataFrame(index=df.index)
-    out["total"] = pd.array(np.where(ok, total, 0), dtype="Int64").copy()
-    out.loc[~ok, "total"] = pd.NA
-    out["risk"] = pd.Series(np.where(ok, risk, None), index=df.index, dtype="string")
-    out["red_score"] = pd.array(red, dtype="boolean")
-    out.loc[~ok, "red_score"] = pd.NA
-    out["monitoring"] = pd.Series(np.where(ok, pd.Series(band).map(MONITORING).to_numpy(), None),
-                                  index=df.index, dtype="string")
-    for p, s in sub.items():
-        out[f"sub_{p}"] = pd.array(np.where(ok, s, 0), dtype="Int64")
-        out.loc[~ok, f"sub_{p}"] = pd.NA
-    out["status"] = pd.Series(status, index=df.index, dtype="string")
-    out["rejected_reason"] = pd.Series(np.where(reason == "", None, reason), index=df.index, dtype="string")
-    return out
+    na = ~ok
+    # One constructor call with masked arrays: per-column .loc assignment costs more than the scoring.
+    cols = {"total": pd.arrays.IntegerArray(np.where(ok, total, 0).astype("int64"), na),
+            "risk": pd.array(np.where(ok, risk, None).astype(object), dtype="string"),
+            "red_score": pd.arrays.BooleanArray(red & ok, na),
+            "monitoring": pd.array(np.where(ok, _MONITORING_OF[np.searchsorted(_BANDS_SORTED, band)], None).astype(object),
+                                   dtype="string")}
+    for p, sc in sub.items():
+        cols[f"sub_{p}"] = pd.arrays.IntegerArray(np.where(ok, sc, 0).astype("int64"), na)
+    cols["status"] = pd.array(status.astype(object), dtype="string")
+    cols["rejected_reason"] = pd.array(np.where(reason == "", None, reason).astype(object), dtype="string")
+    return pd.DataFrame(cols, index=df.index)
+
+
+_BANDS_SORTED = np.array(sorted(MONITORING))
+_MONITORING_OF = np.array([MONITORING[b] for b in _BANDS_SORTED], dtype=object)
 
 
 # ---------------------------------------------------------------- blood glucose
@@ -352,38 +360,36 @@ def vitals_conditions(obs: pd.DataFrame, now, rules: VitalsRule = DEFAULT_RULES.
     """
     now = pd.Timestamp(now)
     s = news2_frame(obs)
-    age_s = (now - pd.to_datetime(obs["ts"], utc=True)).dt.total_seconds().to_numpy(float)
-    limit = s["monitoring"].map(dict(rules.overdue_after_s)).astype(float).to_numpy()
-    base = obs[[c for c in ("patient_id", "ward_id", "room_id", "bed_id") if c in obs]]
-    risk = s["risk"].fillna("").to_numpy(object)
+    ts = pd.to_datetime(obs["ts"], utc=True).astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").view("int64")
+    age_s = np.where(ts == np.iinfo(np.int64).min, np.nan, (now.as_unit("ns").value - ts) / 1e9)
+    mon = s["monitoring"].to_numpy(dtype=object, na_value=None)
+    limit = np.array([rules.overdue_after_s.get(m, np.nan) if m is not None else np.nan for m in mon], dtype=float) \
+        if len(mon) < 64 else pd.Series(mon).map(dict(rules.overdue_after_s)).to_numpy(float, na_value=np.nan)
+    risk = s["risk"].to_numpy(dtype=object, na_value="")
+    total = s["total"].to_numpy(dtype=float, na_value=np.nan)
     scored = (s["status"] == "scored").to_numpy()
     news = (risk == "medium") | (risk == "high")
     red = risk == "low-medium"
-    late = ~scored | (age_s > limit)
-    parts = []
+    with np.errstate(invalid="ignore"):
+        late = ~scored | ~(age_s <= limit)
     # Messages are built for flagged rows only: most patients are fine on most ticks.
-    if news.any():
-        b, t = base[news], s.loc[news, "total"].astype(int).astype(str)
-        parts.append(b.assign(kind="vitals.news2", key="vitals.news2:" + b["patient_id"].astype(str),
-                              priority=np.where(risk[news] == "high", "high", "medium"),
-                              message="NEWS2 " + t + " (" + risk[news] + "): " + s.loc[news, "monitoring"] + " monitoring"))
-    if red.any():
-        b, t = base[red], s.loc[red, "total"].astype(int).astype(str)
-        parts.append(b.assign(kind="vitals.red_score", key="vitals.red_score:" + b["patient_id"].astype(str),
-                              priority="medium",
-                              message="NEWS2 single-parameter red score (total " + t + "): urgent ward-based response"))
-    if late.any():
-        b = base[late]
-        a = age_s[late]
-        mins = np.where(np.isfinite(a), np.round(np.nan_to_num(a) / 60), 0).astype(int).astype(str)
-        why = s.loc[late, "rejected_reason"].fillna("").astype(object).to_numpy()
-        msg = np.where(scored[late], "observations overdue (last " + mins.astype(object) + " min ago)",
-                       "no valid NEWS2: " + why)
-        parts.append(b.assign(kind="vitals.obs_overdue", key="vitals.obs_overdue:" + b["patient_id"].astype(str),
-                              priority="low", message=msg))
-    if not parts:
-        return base.iloc[:0].assign(**{c: pd.Series(dtype="str") for c in ("kind", "key", "priority", "message")}), s
-    return pd.concat(parts, ignore_index=True), s
+    rows, kind, prio, msg = [], [], [], []
+    for i in np.flatnonzero(news):
+        rows.append(i); kind.append("vitals.news2"); prio.append("high" if risk[i] == "high" else "medium")
+        msg.append(f"NEWS2 {int(total[i])} ({risk[i]}): {mon[i]} monitoring")
+    for i in np.flatnonzero(red):
+        rows.append(i); kind.append("vitals.red_score"); prio.append("medium")
+        msg.append(f"NEWS2 single-parameter red score (total {int(total[i])}): urgent ward-based response")
+    why = s["rejected_reason"].to_numpy(dtype=object, na_value="")
+    for i in np.flatnonzero(late):
+        rows.append(i); kind.append("vitals.obs_overdue"); prio.append("low")
+        msg.append(f"observations overdue (last {round(age_s[i] / 60)} min ago)" if scored[i] else f"no valid NEWS2: {why[i]}")
+    base = obs[[c for c in ("patient_id", "ward_id", "room_id", "bed_id") if c in obs]]
+    out = base.iloc[np.asarray(rows, dtype=int)].reset_index(drop=True)
+    pid = out["patient_id"].astype(str).to_numpy(object)
+    kind = np.asarray(kind, dtype=object)
+    return out.assign(kind=kind, key=kind + ":" + pid if len(pid) else np.array([], dtype=object),
+                      priority=np.asarray(prio, dtype=object), message=np.asarray(msg, dtype=object)), s
 
 
 def glucose_conditions(latest: pd.DataFrame, rules: VitalsRule = DEFAULT_RULES.vitals) -> pd.DataFrame:

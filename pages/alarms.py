@@ -16,7 +16,7 @@ render.feed_banner()
 c1, c2, c3 = st.columns([2, 3, 2])
 ward = c1.selectbox("Ward", ["ALL", *wards.index], format_func=lambda w: "All wards" if w == "ALL" else wards[w],
                     key="inbox_ward")
-families = c2.multiselect("Kinds", list(ui.FAMILY), format_func=lambda f: " ".join(ui.FAMILY[f]), key="inbox_families",
+families = c2.multiselect("Kinds", list(ui.FAMILY), format_func=lambda f: ui.FAMILY[f][1], key="inbox_families",
                           placeholder="all kinds")
 show_ack = c3.toggle("Show acknowledged", value=True, key="inbox_show_ack")
 identity = auth.can("see_patient_identity")

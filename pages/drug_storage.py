@@ -38,8 +38,9 @@ def temperature_chart(loc, series, episodes):
                                  name="temperature °C", line=dict(color="#003f7f", width=2)))
         door = series[series["door_open"].fillna(0).astype(bool)]
         if len(door):
-            fig.add_trace(go.Scatter(x=door["ts"].dt.tz_convert(site.tz), y=door["temp_c"], mode="markers",
-                                     name="door open", marker=dict(symbol="line-ns-open", size=9, color="#E69F00")))
+            # a strip under the allowed band, so the marks never hide the temperature line
+            fig.add_trace(go.Scatter(x=door["ts"].dt.tz_convert(site.tz), y=[rule.low_c - 0.8] * len(door), mode="markers",
+                                     name="door open", marker=dict(symbol="square", size=6, color="#E69F00")))
     if len(episodes):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="excursion (shaded)",
                                  marker=dict(symbol="square", size=12, color="rgba(176,0,32,0.35)")))
@@ -94,7 +95,7 @@ def locations() -> None:
                     for line in ui.extras(a):
                         st.caption(line)
                 if mine.empty:
-                    st.caption("✅ no open alarm")
+                    st.caption(":material/check_circle: no open alarm")
                 st.dataframe(held[["name", "storage_class", "protect_from_light"]], hide_index=True, width="stretch",
                              height=min(250, 36 + 35 * len(held)),
                              column_config={"name": "drugs stored here", "protect_from_light": "protect from light"})

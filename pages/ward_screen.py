@@ -12,10 +12,10 @@ from ui import alarms_ui as ui
 from ui import auth, render, state
 from ui.figures import STYLE, add_markers, base_figure
 
-auth.require_page("ward_screen")
+user = auth.require_page("ward_screen")
 site, cfg = state.site(), state.settings()
 wards = site.wards.set_index("ward_id")
-ui.css_big()
+ui.css_big(kiosk=user is None)
 
 param = st.query_params.get("ward")
 if param in wards.index and param != st.session_state.get("_ws_param"):
@@ -76,24 +76,23 @@ def _bed_board(ward_id: str, alarms, latest) -> str:
         if pid and news is not None and pid in news.index:
             score = ui.risk_html(news.at[pid, "news2_total"], news.at[pid, "news2_risk"], size_px=16)
         mine = alarms[(alarms["bed_id"] == bed) | (alarms["patient_id"].eq(pid) if pid else False)]
-        icons = " ".join(f'{ui.PRIORITY[p][2]}{ui.FAMILY.get(ui.family(k), ("🔔",))[0]}'
-                         for p, k in zip(mine["priority"], mine["kind"]))
+        icons = "".join(ui.chip_html(p, k, size_px=13) for p, k in zip(mine["priority"], mine["kind"]))
         border = ui.PRIORITY[mine["priority"].iloc[0]][0] if len(mine) else "#9aa"
         short = bed.split("-", 1)[1]
         cells.append(f'<div class="ws-bed" style="border-color:{border}"><div class="b">{html.escape(short)}</div>'
-                     f'<div class="i">{who}</div><div>{score}</div><div style="font-size:22px">{icons}</div></div>')
+                     f'<div class="i">{who}</div><div>{score}</div><div>{icons}</div></div>')
     return ('<div style="display:grid;grid-template-columns:repeat(11, 1fr);gap:2px">' + "".join(cells) + "</div>")
 
 
 def _inbox_rows(alarms, now, limit: int = 9) -> str:
     if alarms.empty:
-        return '<div class="ws-row">✅ No open alarms</div>'
+        return '<div class="ws-row">No open alarms</div>'
     initials = site.patients.set_index("patient_id")["short_name"]
     rows = []
     for _, a in alarms.head(limit).iterrows():
         who = initials.get(a["patient_id"], "") if a.get("patient_id") else ""
         state_txt = "ACK" if a["state"] == "acknowledged" else "NEW"
-        rows.append(f'<div class="ws-row">{ui.badge_html(a["priority"], size_px=20)} <b>{html.escape(ui.kind_text(a["kind"]))}</b>'
+        rows.append(f'<div class="ws-row">{ui.badge_html(a["priority"], size_px=20)} <b>{html.escape(ui.kind_text(a["kind"], icon=False))}</b>'
                     f' · {html.escape(ui.place_text(a))}{" · " + html.escape(str(who)) if who else ""}'
                     f'<br><small>{state_txt} · {ui.age(a["raised_at"], now)} · {html.escape(ui.escalation_text(a))}</small></div>')
     more = len(alarms) - limit

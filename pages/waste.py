@@ -49,7 +49,7 @@ def waste_map(bins, events) -> go.Figure:
             marker=dict(size=9, symbol=symbol, color=colour),
             hovertext=grp["category"].astype(str) + " item " + grp["item_id"].astype(str) + " " + ev + " at "
             + grp["ts"].dt.tz_convert(site.tz).dt.strftime("%H:%M") + "<br>handled by "
-            + grp["handler"].map(ui.staff_name).astype(str), hoverinfo="text"))
+            + grp["handler"].map(lambda h: ui.staff_name(h, "unknown")).astype(str), hoverinfo="text"))
     x0, y0, x1, y1 = site.floors[floor_id].bounds
     fig.update_layout(height=int(min(620, max(320, 1300 * (y1 - y0 + 2) / (x1 - x0 + 2) + 120))))
     return fig
@@ -80,7 +80,7 @@ def waste() -> None:
                                   "accepts": "accepts (WHO categories)"})
     recent = events.sort_values("ts", ascending=False).head(15).assign(
         when=lambda d: d["ts"].dt.tz_convert(site.tz).dt.strftime("%H:%M"),
-        handled_by=lambda d: d["handler"].map(ui.staff_name))
+        handled_by=lambda d: d["handler"].map(lambda h: ui.staff_name(h, "unknown (no trail)")))
     right.dataframe(recent[["when", "event", "category", "item_id", "bin_id", "room_id", "handled_by"]],
                     hide_index=True, width="stretch")
 

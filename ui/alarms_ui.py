@@ -23,14 +23,16 @@ from ui import state
 # IEC 60601-1-8 colours (standards §4.1 [R]): high red, medium yellow, low cyan - each with its own
 # icon and word so the priority reads without colour.
 PRIORITY = {
-    "high": ("#B00020", "#FFFFFF", "⛔", "HIGH"),
-    "medium": ("#F2C200", "#1A1A1A", "⚠️", "MEDIUM"),
-    "low": ("#0B7A8A", "#FFFFFF", "ℹ️", "LOW"),
+    "high": ("#B00020", "#FFFFFF", "!!!", "HIGH"),
+    "medium": ("#F2C200", "#1A1A1A", "!!", "MEDIUM"),
+    "low": ("#0B7A8A", "#FFFFFF", "!", "LOW"),
 }
+# (Material icon for Markdown, label, short code for HTML chips: wall screens may lack emoji fonts)
 FAMILY = {
-    "vitals": ("🫀", "Vital signs"), "storage": ("🧊", "Drug storage"), "waste": ("🗑️", "Waste"),
-    "location": ("📍", "Location"), "tag": ("🔋", "Tag"), "help": ("🙋", "Help request"),
-    "security": ("🛡️", "Security"),
+    "vitals": ("monitor_heart", "Vital signs", "VITALS"), "storage": ("kitchen", "Drug storage", "DRUGS"),
+    "waste": ("delete", "Waste", "WASTE"), "location": ("location_on", "Location", "LOC"),
+    "tag": ("battery_alert", "Tag", "TAG"), "help": ("front_hand", "Help request", "HELP"),
+    "security": ("shield", "Security", "SEC"),
 }
 KIND_LABEL = {
     "vitals.news2": "NEWS2 raised", "vitals.red_score": "NEWS2 red score", "vitals.glucose": "Blood glucose",
@@ -41,7 +43,7 @@ KIND_LABEL = {
     "location.geofence": "Patient left ward", "location.duress": "DURESS", "tag.low_battery": "Tag battery low",
     "tag.silent": "Tag silent", "help.request": "Help requested", "security.cloned_tag": "Cloned tag",
 }
-STATE_TEXT = {"active": "UNACKNOWLEDGED", "acknowledged": "acknowledged", "cleared_unack": "cleared · needs ack"}
+STATE_TEXT = {"active": "NEW · not acked", "acknowledged": "acknowledged", "cleared_unack": "cleared · ack it"}
 RISK_STYLE = {"high": ("#B00020", "#FFFFFF"), "medium": ("#F2C200", "#1A1A1A"), "low-medium": ("#F6A04D", "#1A1A1A"),
               "low": ("#2E7D32", "#FFFFFF"), "": ("#9E9E9E", "#FFFFFF")}
 
@@ -55,9 +57,18 @@ def family(kind: str) -> str:
     return kind.split(".")[0]
 
 
-def kind_text(kind: str) -> str:
-    icon, _ = FAMILY.get(family(kind), ("🔔", family(kind)))
-    return f"{icon} {KIND_LABEL.get(kind, kind)}"
+def kind_text(kind: str, *, icon: bool = True) -> str:
+    """The alarm kind in words; with a Material icon where Markdown renders it."""
+    label = KIND_LABEL.get(kind, kind)
+    mat = FAMILY.get(family(kind), ("notifications",))[0]
+    return f":material/{mat}: {label}" if icon else label
+
+
+def chip_html(priority: str, kind: str, *, size_px: int = 14) -> str:
+    """A compact priority + kind chip for HTML tiles (bed board): '!! NEWS2 raised'."""
+    bg, fg, mark, _word = PRIORITY.get(priority, ("#555", "#fff", "?", priority))
+    return (f'<span style="background:{bg};color:{fg};padding:1px 5px;border-radius:5px;font-weight:700;'
+            f'font-size:{size_px}px;white-space:nowrap;margin-right:3px">{mark} {html.escape(KIND_LABEL.get(kind, kind))}</span>')
 
 
 def badge_html(priority: str, *, size_px: int = 14) -> str:
@@ -73,9 +84,9 @@ def risk_html(total, risk: str, *, size_px: int = 14) -> str:
             f'font-size:{size_px}px;white-space:nowrap">{html.escape(text)}</span>')
 
 
-def staff_name(staff_id: str | None) -> str:
+def staff_name(staff_id: str | None, missing: str = "nobody on duty") -> str:
     if not staff_id or pd.isna(staff_id):
-        return "nobody on duty"
+        return missing
     ent = state.site().entities.set_index("entity_id")
     if staff_id not in ent.index:
         return str(staff_id)
@@ -140,9 +151,12 @@ def extras(a: pd.Series) -> list[str]:
     return out
 
 
-def css_big(base_px: int = 22) -> None:
-    """Wall-display type: readable from 3 m on a 1920x1080 screen."""
-    st.markdown(f"""<style>
+def css_big(base_px: int = 22, *, kiosk: bool = False) -> None:
+    """Wall-display type: readable from 3 m on a 1920x1080 screen; a kiosk also hides the sidebar
+    and toolbar (nothing to click on a wall)."""
+    hide = """[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"]
+              {display: none !important;}""" if kiosk else ""
+    st.markdown(f"""<style>{hide}
       .block-container {{padding-top: 0.6rem; padding-bottom: 0.4rem; max-width: 100%;}}
       .ws-big {{font-size: {base_px}px; line-height: 1.25;}}
       .ws-bed {{border: 2px solid #9aa; border-radius: 10px; padding: 6px 8px; margin: 3px; min-height: 84px;}}
@@ -157,9 +171,9 @@ def css_big(base_px: int = 22) -> None:
 def render_alarm(a: pd.Series, now: datetime, *, user, can_act: bool, identity: bool, key_prefix: str = "a") -> None:
     """One alarm as a bordered row: badge, what and where, escalation and responder, actions."""
     with st.container(border=True):
-        c1, c2, c3, c4 = st.columns([1.3, 4.4, 2.6, 1.7], vertical_alignment="center")
+        c1, c2, c3, c4 = st.columns([1.2, 4.4, 2.5, 1.5], vertical_alignment="center")
         state_txt = STATE_TEXT.get(a["state"], a["state"])
-        c1.markdown(badge_html(a["priority"]) + f"<br><small><b>{html.escape(state_txt)}</b></small>",
+        c1.markdown(badge_html(a["priority"]) + f'<br><small style="white-space:nowrap"><b>{html.escape(state_txt)}</b></small>',
                     unsafe_allow_html=True)
         who = patient_label(a.get("patient_id"), identity=identity)
         head = f"**{kind_text(a['kind'])}** · {place_text(a)}" + (f" · {who}" if who else "")
@@ -189,13 +203,15 @@ def _actions(col, a: pd.Series, now: datetime, *, user, can_act: bool, key_prefi
                     lambda: service.decline_help(repo, site, aid, user=name, role=role, now=state.now()))]
     else:
         if a["state"] in ("active", "cleared_unack"):
-            buttons.append(("Acknowledge", "ack", "primary", "acknowledged",
+            buttons.append(("Ack", "ack", "primary", "acknowledged",
                             lambda: service.acknowledge(repo, aid, user=name, role=role, now=state.now())))
         buttons.append(("Resolve", "res", "secondary", "resolved",
                         lambda: service.resolve(repo, aid, user=name, role=role, now=state.now())))
+    icons = {"ack": ":material/check:", "res": ":material/done_all:", "acc": ":material/directions_run:",
+             "dec": ":material/block:"}
     for label, tag, kind, what, fn in buttons:
-        col.button(label, key=f"{key_prefix}-{tag}-{aid}", disabled=not can_act, help=why, type=kind,
-                   on_click=_do, args=(fn, what), width="stretch")
+        col.button(label, key=f"{key_prefix}-{tag}-{aid}", disabled=not can_act, help=why or f"{what} (audited)",
+                   type=kind, on_click=_do, args=(fn, what), width="stretch", icon=icons[tag])
 
 
 def _do(fn, what: str) -> None:

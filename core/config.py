@@ -58,6 +58,12 @@ class Settings:
                                                            "doc": "ID-token claim that carries the Wardsight role (a string or a list)"})
     sso_role_map: str = field(default="", metadata={"env": "WARDSIGHT_SSO_ROLE_MAP",
                                                     "doc": "claim value → role, e.g. 'ward-nurses=nurse,it-sec=admin' (empty: values are role names)"})
+    sensor_backfill_h: float = field(default=3.0, metadata={"env": "WARDSIGHT_SENSOR_BACKFILL_H",
+                                                            "doc": "demo: hours of simulated sensor history written at start-up (charts)"})
+    sensor_retention_days: float = field(default=35.0, metadata={"env": "WARDSIGHT_SENSOR_RETENTION_DAYS",
+                                                                 "doc": "sensor readings (fridge temperatures, vital signs, waste events) older than this are purged; >= 30 d keeps a monthly MKT"})
+    alarm_eval_s: float = field(default=5.0, metadata={"env": "WARDSIGHT_ALARM_EVAL_S",
+                                                      "doc": "alarm rules are re-evaluated when readings arrive, and at least this often for time-based rules (overdue, silent); escalation runs every tick"})
     demo_mode: bool = field(default=True, metadata={"env": "WARDSIGHT_DEMO",
                                                     "doc": "seed demo accounts and show their TOTP secrets (never in production)"})
 

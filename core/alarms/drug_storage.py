@@ -5,9 +5,9 @@ Inputs (all pandas, vectorised; no per-reading Python loops):
   readings:  location_id, ts (tz-aware), temp_c, rh_pct, optional door_open, lux
   drugs:     drug_id, name, storage_class, protect_from_light, location_id (where its tag is now)
 
-A location is judged against every storage class present there (its own and each stored drug's),
-so a fridge drug left in a CRT cupboard makes both a misplaced-drug and, if it is warm, an
-excursion condition listing that drug. Limits live in rules.STORAGE_RULES (standards §2).
+A location is judged against its own storage class and the class of every drug stored there that
+the location suits; a fridge drug left in a CRT cupboard is one misplaced-drug condition (not also
+an excursion of the cupboard: one problem, one alarm). Limits live in rules.STORAGE_RULES (standards §2).
 """
 from __future__ import annotations
 
@@ -94,209 +94,284 @@ def _latest_run_start(out: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> 
     return np.where(out[ends] if ends.size else ends.astype(bool), run, -1)
 
 
-def _class_state(rule: StorageRule, g: pd.DataFrame, per: dict, now: pd.Timestamp) -> dict:
-    """Vectorised verdict of one storage class for every location that has readings."""
-    t = g["temp_c"].to_numpy(float)
-    out = (t < rule.low_c) | (t > rule.high_c)
-    run = _latest_run_start(out, per["starts"], per["ends"])
-    ts_ns = g["ts"].to_numpy("datetime64[ns]")
-    run_s = np.where(run >= 0, (now.to_datetime64() - ts_ns[np.maximum(run, 0)]) / np.timedelta64(1, "s"), 0.0)
-    last_t = t[per["ends"]]
-    extreme = np.zeros(last_t.size, bool)
-    if rule.extreme_low_c is not None:
-        extreme |= last_t <= rule.extreme_low_c
-    if rule.extreme_high_c is not None:
-        extreme |= last_t >= rule.extreme_high_c
-    timed = (run >= 0) & (run_s >= rule.min_duration_s)
-    rh = per["rh"]
-    humid = (rh > rule.max_rh_pct) if rule.max_rh_pct is not None else np.zeros(last_t.size, bool)
-    mkt_bad = (per["mkt"] > rule.mkt_max_c) if rule.mkt_max_c is not None else np.zeros(last_t.size, bool)
-    in_range = (last_t >= rule.low_c) & (last_t <= rule.high_c) & ~humid
-    return {"extreme": extreme, "timed": timed, "run_s": run_s, "humid": humid, "mkt_bad": mkt_bad,
-            "in_range": in_range}
+_NO_RUN = np.int64(-1)
+_NEVER = np.iinfo(np.int64).min
 
 
-def _per_location(g: pd.DataFrame) -> dict:
-    codes = pd.factorize(g["location_id"], sort=False)[0]
-    starts, ends = _groups(codes)
-    e = np.exp(-DH_OVER_R_K / (g["temp_c"].to_numpy(float) + KELVIN))
-    sums = np.add.reduceat(e, starts) if starts.size else np.array([])
-    rh = pd.to_numeric(g["rh_pct"], errors="coerce").to_numpy(float)[ends] if "rh_pct" in g else np.full(ends.size, np.nan)
-    lux = pd.to_numeric(g["lux"], errors="coerce").to_numpy(float)[ends] if "lux" in g else np.full(ends.size, np.nan)
-    return {"starts": starts, "ends": ends, "location_id": g["location_id"].to_numpy()[ends],
-            "mkt": _mkt_from_mean_exp(sums / (ends - starts + 1)), "rh": rh, "lux": lux}
+def _opt(values) -> np.ndarray:
+    """None -> NaN, so a missing limit compares False."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
 
 
-def _status(locations: pd.DataFrame, g: pd.DataFrame, now: pd.Timestamp, rules: RuleSet):
-    per = _per_location(g)
-    st = locations.set_index("location_id")[["room_id", "floor_id", "x_m", "y_m", "storage_class"]].copy()
-    latest = g.iloc[per["ends"]].set_index("location_id")
-    st["last_ts"] = latest["ts"].reindex(st.index)
-    st["temp_c"] = latest["temp_c"].reindex(st.index)
-    st["rh_pct"] = pd.Series(per["rh"], index=per["location_id"]).reindex(st.index)
-    st["lux"] = pd.Series(per["lux"], index=per["location_id"]).reindex(st.index)
-    st["mkt_c"] = pd.Series(per["mkt"], index=per["location_id"]).reindex(st.index)
-    silent_after = st["storage_class"].map({c: r.silent_after_s for c, r in rules.storage.items()}).astype(float)
-    age_s = (now - st["last_ts"]).dt.total_seconds()
-    st["silent"] = age_s.isna() | (age_s > silent_after.fillna(min(r.silent_after_s for r in rules.storage.values())))
-    states = {c: _class_state(r, g, per, now) for c, r in rules.storage.items()}
-    return st, per, states
+class StorageState:
+    """Incremental drug-storage state on integer codes: per location the latest reading, the start of
+    the trailing out-of-range run for every storage class, and running MKT sums.
+
+    `add(readings)` costs O(new readings); `evaluate(drugs, now)` costs O(locations + drugs) with
+    Python only for the flagged handful. The alarm service keeps one across ticks; the one-shot
+    `storage_conditions` builds a fresh one per call. Readings older than a location's latest one
+    are kept out of the run state (they cannot change "how long has it been out").
+    """
+
+    def __init__(self, locations: pd.DataFrame, rules: RuleSet = DEFAULT_RULES):
+        _require(locations, "locations", ("location_id", "room_id", "floor_id", "x_m", "y_m", "storage_class"))
+        self.rules = rules
+        self.loc = locations.reset_index(drop=True)
+        self.index = pd.Index(self.loc["location_id"].astype(str))
+        self.classes = pd.Index(list(rules.storage))
+        rs = [rules.storage[c] for c in self.classes]
+        self.loc_cls = self.classes.get_indexer(self.loc["storage_class"].astype(str))
+        self.low, self.high = _opt(r.low_c for r in rs), _opt(r.high_c for r in rs)
+        self.ext_low, self.ext_high = _opt(r.extreme_low_c for r in rs), _opt(r.extreme_high_c for r in rs)
+        self.max_rh, self.mkt_max = _opt(r.max_rh_pct for r in rs), _opt(r.mkt_max_c for r in rs)
+        self.min_dur, self.lux_max = _opt(r.min_duration_s for r in rs), _opt(r.lux_max for r in rs)
+        silent = _opt(r.silent_after_s for r in rs)
+        self.silent_after = np.where(self.loc_cls >= 0, silent[np.maximum(self.loc_cls, 0)], silent.min())
+        self.compat = np.array([[lc in rules.compatible.get(c, (c,)) for lc in self.classes] for c in self.classes])
+        n, k = len(self.loc), len(self.classes)
+        self.last_ns = np.full(n, _NEVER, dtype=np.int64)
+        self.last_temp, self.last_rh, self.last_lux = (np.full(n, np.nan) for _ in range(3))
+        self.run_start = np.full((n, k), _NO_RUN, dtype=np.int64)
+        self.exp_sum, self.count = np.zeros(n), np.zeros(n)
+        self.x, self.y = self.loc["x_m"].to_numpy(float), self.loc["y_m"].to_numpy(float)
+        self.floor = self.loc["floor_id"].astype(object).to_numpy()
+        self.names = self.index.to_numpy(object)
+        self.room = self.loc["room_id"].astype(object).to_numpy()
+        self.cls_name = self.loc["storage_class"].astype(object).to_numpy()
+
+    # ------------------------------------------------------------ readings
+    def add(self, readings: pd.DataFrame) -> pd.DataFrame:
+        """Apply new readings; returns the rejected ones with a reason."""
+        _require(readings, "readings", ("location_id", "ts", "temp_c"))
+        if readings.empty:
+            return readings.assign(reason=pd.Series(dtype="string"))
+        if isinstance(readings["ts"].dtype, np.dtype) and readings["ts"].dtype.kind == "M":
+            raise StorageInputError("readings.ts is tz-naive: Wardsight needs tz-aware UTC times")
+        ts = pd.to_datetime(readings["ts"], utc=True, errors="coerce")
+        temp = pd.to_numeric(readings["temp_c"], errors="coerce").to_numpy(float, na_value=np.nan)
+        code = self.index.get_indexer(readings["location_id"].astype(object))
+        lo, hi = PLAUSIBLE_TEMP_C
+        reason = np.full(len(readings), None, dtype=object)
+        reason[code < 0] = "unknown location_id"
+        reason[ts.isna().to_numpy()] = "no timestamp"
+        reason[~((temp >= lo) & (temp <= hi))] = "temp_c missing or outside -100..100 °C"
+        bad = reason != None  # noqa: E711 - elementwise on an object array
+        ts_ns = ts.to_numpy("datetime64[ns]").view("int64")
+        order = np.flatnonzero(~bad)
+        order = order[np.lexsort((ts_ns[order], code[order]))]
+        rh = _num(readings, "rh_pct")
+        lux = _num(readings, "lux")
+        self._apply(code[order], ts_ns[order], temp[order], rh[order], lux[order])
+        return readings[bad].assign(reason=reason[bad])
+
+    def _apply(self, code, ts_ns, temp, rh, lux) -> None:
+        fresh = ts_ns > self.last_ns[code]
+        code, ts_ns, temp, rh, lux = code[fresh], ts_ns[fresh], temp[fresh], rh[fresh], lux[fresh]
+        if code.size == 0:
+            return
+        starts, ends = _groups(code)
+        g = code[ends]
+        self.last_ns[g], self.last_temp[g], self.last_rh[g], self.last_lux[g] = ts_ns[ends], temp[ends], rh[ends], lux[ends]
+        self.exp_sum[g] += np.add.reduceat(np.exp(-DH_OVER_R_K / (temp + KELVIN)), starts)
+        self.count[g] += ends - starts + 1
+        for c in range(len(self.classes)):
+            out = (temp < self.low[c]) | (temp > self.high[c])
+            run = _latest_run_start(out, starts, ends)
+            prev = self.run_start[g, c]
+            whole = run == starts                       # the batch continues an earlier run
+            self.run_start[g, c] = np.where(run < 0, _NO_RUN,
+                                            np.where(whole & (prev != _NO_RUN), prev, ts_ns[np.maximum(run, 0)]))
+
+    # ------------------------------------------------------------ verdicts
+    def evaluate(self, drugs: pd.DataFrame, now, rejected: pd.DataFrame | None = None, *,
+                 with_status: bool = True) -> StorageEvaluation:
+        """Conditions at `now` for `drugs` (drug_id, storage_class, location_id where its tag is);
+        with_status=False skips the per-location status table (the service's hot path)."""
+        _require(drugs, "drugs", ("drug_id", "storage_class", "location_id"))
+        now = pd.Timestamp(now)
+        if now.tzinfo is None:
+            raise InvalidInput("now must be tz-aware UTC")
+        now_ns = now.as_unit("ns").value
+        v = self._verdicts(now_ns)
+        dl = self.index.get_indexer(drugs["location_id"].astype(object))
+        dc = self.classes.get_indexer(drugs["storage_class"].astype(object))
+        need = np.zeros_like(v["flag"])
+        own = self.loc_cls >= 0
+        need[np.flatnonzero(own), self.loc_cls[own]] = True
+        placed = (dl >= 0) & (dc >= 0)
+        # A drug in a location of a compatible class adds its own limits there; a drug in an
+        # unsuitable location is one storage.drug_misplaced alarm, not also an excursion of that place.
+        suits = placed & (self.loc_cls[np.maximum(dl, 0)] >= 0) \
+            & self.compat[np.maximum(dc, 0), np.maximum(self.loc_cls[np.maximum(dl, 0)], 0)]
+        need[dl[suits], dc[suits]] = True
+        flag = need & v["flag"] & v["has"][:, None]
+        light = suits & drugs["protect_from_light"].fillna(False).astype(bool).to_numpy() \
+            if "protect_from_light" in drugs else np.zeros(len(drugs), bool)
+        light &= self.last_lux[np.maximum(dl, 0)] > self.lux_max[np.maximum(dc, 0)]
+        parts = [self._excursions(v, flag, drugs, dl, dc, suits, light), self._silent(v["silent"]),
+                 self._misplaced(drugs, dl, dc)]
+        parts = [p for p in parts if not p.empty]
+        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CONDITION_COLUMNS)
+        if not out.empty:
+            need_cls = self.classes.get_indexer(out["details"].map(lambda d: d.get("needs_class")).astype(object))
+            out["suggested_location_id"] = self._nearest_suitable(out["location_id"].to_numpy(object), need_cls, v["ok"])
+        rej = rejected if rejected is not None else pd.DataFrame(columns=["location_id", "ts", "temp_c", "reason"])
+        status = self._status(v) if with_status else pd.DataFrame()
+        return StorageEvaluation(out.reindex(columns=CONDITION_COLUMNS), status, rej)
+
+    def _verdicts(self, now_ns: int) -> dict:
+        has = self.last_ns != _NEVER
+        age_s = np.where(has, (now_ns - self.last_ns) / 1e9, np.inf)
+        silent = age_s > self.silent_after
+        t = self.last_temp[:, None]
+        running = self.run_start != _NO_RUN
+        run_s = np.where(running, (now_ns - self.run_start) / 1e9, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mkt = _mkt_from_mean_exp(self.exp_sum / self.count)
+            extreme = (t <= self.ext_low[None, :]) | (t >= self.ext_high[None, :])
+            timed = running & (run_s >= self.min_dur[None, :])
+            humid = self.last_rh[:, None] > self.max_rh[None, :]
+            mkt_bad = mkt[:, None] > self.mkt_max[None, :]
+            in_range = (t >= self.low[None, :]) & (t <= self.high[None, :]) & ~humid
+        ok = in_range & ~silent[:, None] & has[:, None]
+        return {"has": has, "silent": silent, "run_s": run_s, "extreme": extreme, "timed": timed, "humid": humid,
+                "mkt_bad": mkt_bad, "mkt": mkt, "ok": ok, "flag": extreme | timed | humid | mkt_bad}
+
+    def _reason(self, v: dict, i: int, c: int) -> tuple[str, str]:
+        parts = [p for p, on in (("extreme temperature", v["extreme"][i, c]),
+                                 (f"out of range for {int(v['run_s'][i, c] // 60)} min", v["timed"][i, c]),
+                                 ("humidity too high", v["humid"][i, c]),
+                                 ("mean kinetic temperature too high", v["mkt_bad"][i, c])) if on]
+        prio = "high" if v["extreme"][i, c] else "medium" if (v["timed"][i, c] or v["mkt_bad"][i, c]) else "low"
+        return f"{', '.join(parts)} ({self.rules.storage[self.classes[c]].label})", prio
+
+    def _excursions(self, v, flag, drugs, dl, dc, suits, light) -> pd.DataFrame:
+        locs, cls = np.nonzero(flag)
+        lit = np.flatnonzero(light)
+        if locs.size == 0 and lit.size == 0:
+            return pd.DataFrame(columns=CONDITION_COLUMNS)
+        # Only flagged locations reach the Python assembly below (a handful per tick).
+        ids = drugs["drug_id"].astype(str).to_numpy(object)
+        held = suits & flag[np.maximum(dl, 0), np.maximum(dc, 0)]
+        by_pair: dict = {}
+        for i, c, d in zip(dl[held], dc[held], ids[held]):
+            by_pair.setdefault((int(i), int(c)), []).append(d)
+        per_loc: dict = {}
+        for i, c in zip(locs, cls):
+            reason, prio = self._reason(v, i, c)
+            per_loc.setdefault(int(i), []).append((self.classes[c], reason, prio, by_pair.get((int(i), int(c)), [])))
+        for j in lit:
+            per_loc.setdefault(int(dl[j]), []).append((self.classes[dc[j]], "light-sensitive drug exposed to light", "low", [ids[j]]))
+        rank = {"low": 1, "medium": 2, "high": 3}
+        rows = []
+        for i in sorted(per_loc, key=lambda i: self.names[i]):
+            entries, loc = per_loc[i], self.names[i]
+            worst = max(entries, key=lambda e: rank[e[2]])
+            drug_ids = tuple(sorted({d for e in entries for d in e[3]}))
+            rows.append({"kind": "storage.excursion", "key": f"storage.excursion:{loc}", "priority": worst[2],
+                         "location_id": loc, "room_id": self.loc.at[i, "room_id"], "floor_id": self.floor[i],
+                         "x_m": self.x[i], "y_m": self.y[i], "drug_ids": drug_ids,
+                         "message": f"{loc}: {'; '.join(e[1] for e in entries)}"
+                                    + (f"; affects {', '.join(drug_ids)}" if drug_ids else ""),
+                         "details": {"reasons": [e[1] for e in entries], "temp_c": _f(self.last_temp[i]),
+                                     "rh_pct": _f(self.last_rh[i]), "needs_class": worst[0]}})
+        return pd.DataFrame(rows)
+
+    def _silent(self, silent: np.ndarray) -> pd.DataFrame:
+        i = np.flatnonzero(silent)
+        if i.size == 0:
+            return pd.DataFrame(columns=CONDITION_COLUMNS)
+        last = np.array(["never" if ns == _NEVER else str(pd.Timestamp(int(ns), unit="ns", tz="UTC"))
+                         for ns in self.last_ns[i]], dtype=object)
+        loc = self.names[i]
+        return pd.DataFrame({"kind": "storage.sensor_silent", "key": "storage.sensor_silent:" + loc.astype(str),
+                             "priority": "low", "message": loc + ": logger not reporting (last reading " + last + ")",
+                             "location_id": loc, "room_id": self.room[i],
+                             "floor_id": self.floor[i], "x_m": self.x[i], "y_m": self.y[i], "drug_ids": [()] * i.size,
+                             "details": [{"last_ts": x, "needs_class": c} for x, c in zip(last, self.cls_name[i])]})
+
+    def _misplaced(self, drugs: pd.DataFrame, dl: np.ndarray, dc: np.ndarray) -> pd.DataFrame:
+        has_loc = drugs["location_id"].notna().to_numpy()
+        lc = np.where(dl >= 0, self.loc_cls[np.maximum(dl, 0)], -1)
+        ok = (dc >= 0) & (lc >= 0) & self.compat[np.maximum(dc, 0), np.maximum(lc, 0)]
+        j = np.flatnonzero(has_loc & ~ok)
+        if j.size == 0:
+            return pd.DataFrame(columns=CONDITION_COLUMNS)
+        bad = drugs.iloc[j]
+        known = dl[j] >= 0
+        li = np.maximum(dl[j], 0)
+        lcls = self.cls_name[li]
+        drug_id = bad["drug_id"].astype(str).to_numpy(object)
+        name = (bad["name"] if "name" in bad else bad["drug_id"]).astype(str).to_numpy(object)
+        dcls = bad["storage_class"].astype(str).to_numpy(object)
+        loc_id = bad["location_id"].astype(str).to_numpy(object)
+        why = np.where(known, "stored in a " + lcls.astype(str) + " location", "not in a known storage location")
+        nan = np.full(j.size, np.nan)
+        return pd.DataFrame({"kind": "storage.drug_misplaced", "key": "storage.drug_misplaced:" + drug_id,
+                             "priority": np.where(known, "medium", "low"),
+                             "message": name + " (" + dcls + ") " + why.astype(object) + " at " + loc_id,
+                             "location_id": loc_id,
+                             "room_id": np.where(known, self.room[li], None),
+                             "floor_id": np.where(known, self.floor[li], None), "x_m": np.where(known, self.x[li], nan),
+                             "y_m": np.where(known, self.y[li], nan), "drug_ids": [(d,) for d in drug_id],
+                             "details": [{"needs_class": c} for c in dcls]})
+
+    def _nearest_suitable(self, origin_ids: np.ndarray, need: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Per origin row the nearest location suitable now for class need[k] (compatible class,
+        reporting, latest reading in range); same floor first, then distance; None if none."""
+        result = np.full(origin_ids.size, None, dtype=object)
+        o = self.index.get_indexer(origin_ids)
+        for c in np.unique(need[need >= 0]):
+            rows = np.flatnonzero(need == c)
+            cand = np.flatnonzero(ok[:, c] & (self.loc_cls >= 0) & self.compat[c, np.maximum(self.loc_cls, 0)])
+            if cand.size == 0:
+                continue
+            oi = o[rows]
+            known = oi >= 0
+            oi = np.maximum(oi, 0)
+            d = np.hypot(self.x[oi][:, None] - self.x[cand][None, :], self.y[oi][:, None] - self.y[cand][None, :])
+            d = np.where(np.isnan(d) | ~known[:, None], FLOOR_PENALTY_M / 2, d)
+            d = d + FLOOR_PENALTY_M * ((self.floor[oi][:, None] != self.floor[cand][None, :]) & known[:, None])
+            d = np.where((oi[:, None] == cand[None, :]) & known[:, None], np.inf, d)
+            best = d.argmin(axis=1)
+            found = np.isfinite(d[np.arange(rows.size), best])
+            result[rows] = np.where(found, self.names[cand][best], None)
+        return result
+
+    def _status(self, v: dict) -> pd.DataFrame:
+        st = self.loc[["location_id", "room_id", "floor_id", "x_m", "y_m", "storage_class"]].copy()
+        has = v["has"]
+        st["last_ts"] = pd.to_datetime(np.where(has, self.last_ns, np.iinfo(np.int64).min), utc=True)
+        st.loc[~has, "last_ts"] = pd.NaT
+        st["temp_c"], st["rh_pct"], st["lux"] = self.last_temp, self.last_rh, self.last_lux
+        st["mkt_c"] = v["mkt"]
+        st["silent"] = v["silent"]
+        for k, c in enumerate(self.classes):
+            st[f"ok_{c}"] = v["ok"][:, k]
+        return st
 
 
-def _verdicts(st: pd.DataFrame, per: dict, states: dict, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Per (location_id, storage_class) pair: reasons the environment is unsuitable now."""
-    pos = pd.Series(np.arange(len(per["location_id"])), index=per["location_id"])
-    p = pairs.assign(i=pos.reindex(pairs["location_id"]).to_numpy())
-    p = p[p["i"].notna() & p["storage_class"].isin(list(states))].astype({"i": int})
-    cols = {k: np.zeros(len(p), dtype=float if k == "run_s" else bool)
-            for k in ("extreme", "timed", "run_s", "humid", "mkt_bad")}
-    for c, s in states.items():
-        m = (p["storage_class"] == c).to_numpy()
-        for k in cols:
-            cols[k][m] = s[k][p["i"].to_numpy()[m]]
-    return p.assign(**cols)
-
-
-def _nearest_suitable(origins: pd.DataFrame, need: np.ndarray, st: pd.DataFrame, rules: RuleSet) -> np.ndarray:
-    """For each origin row (location_id, floor_id, x_m, y_m) the nearest location suitable now for
-    storage class `need[k]` (st["ok_<class>"]: compatible, reporting, latest reading in range);
-    same floor first, then straight-line distance; None if there is none."""
-    result = np.full(len(origins), None, dtype=object)
-    for c in pd.unique(need):
-        rows = np.flatnonzero(need == c)
-        if f"ok_{c}" not in st:
-            continue
-        cand = st[st[f"ok_{c}"].to_numpy() & st["storage_class"].isin(rules.compatible.get(c, (c,))).to_numpy()]
-        if cand.empty:
-            continue
-        o = origins.iloc[rows]
-        d = np.hypot(o["x_m"].to_numpy(float)[:, None] - cand["x_m"].to_numpy(float)[None, :],
-                     o["y_m"].to_numpy(float)[:, None] - cand["y_m"].to_numpy(float)[None, :])
-        d = np.where(np.isnan(d), FLOOR_PENALTY_M / 2, d)
-        d = d + FLOOR_PENALTY_M * (o["floor_id"].to_numpy()[:, None] != cand["floor_id"].to_numpy()[None, :])
-        d = np.where(o["location_id"].to_numpy()[:, None] == cand.index.to_numpy()[None, :], np.inf, d)
-        best = d.argmin(axis=1)
-        found = np.isfinite(d[np.arange(len(rows)), best])
-        result[rows] = np.where(found, cand.index.to_numpy()[best], None)
-    return result
-
-
-def _reason_text(v: pd.DataFrame, rules: RuleSet) -> pd.Series:
-    """Human reason per unsuitable (location, class) pair (only flagged rows reach here)."""
-    label = v["storage_class"].map({c: r.label for c, r in rules.storage.items()})
-    parts = [np.where(v["extreme"], "extreme temperature", ""),
-             np.where(v["timed"], "out of range for " + (v["run_s"] // 60).astype(int).astype(str) + " min", ""),
-             np.where(v["humid"], "humidity too high", ""),
-             np.where(v["mkt_bad"], "mean kinetic temperature too high", "")]
-    joined = pd.Series([", ".join(x for x in row if x) for row in zip(*parts)], index=v.index)
-    return joined + " (" + label + ")"
+def _num(df: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in df:
+        return np.full(len(df), np.nan)
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(float, na_value=np.nan)
 
 
 def storage_conditions(locations: pd.DataFrame, readings: pd.DataFrame, drugs: pd.DataFrame, now,
                        rules: RuleSet = DEFAULT_RULES) -> StorageEvaluation:
-    """Excursion, silent-logger and misplaced-drug conditions at `now` (see module doc)."""
-    _require(locations, "locations", ("location_id", "room_id", "floor_id", "x_m", "y_m", "storage_class"))
-    _require(readings, "readings", ("location_id", "ts", "temp_c"))
+    """Excursion, silent-logger and misplaced-drug conditions at `now` (see module doc): a one-shot
+    StorageState over `readings`."""
     _require(drugs, "drugs", ("drug_id", "storage_class", "location_id"))
     now = pd.Timestamp(now)
     if now.tzinfo is None:
         raise InvalidInput("now must be tz-aware UTC")
-    g, rejected = _split_readings(readings, pd.Index(locations["location_id"]))
-    st, per, states = _status(locations, g, now, rules)
-    for c, s in states.items():
-        ok = pd.Series(s["in_range"], index=per["location_id"]).reindex(st.index, fill_value=False)
-        st[f"ok_{c}"] = ok.to_numpy(bool) & ~st["silent"].to_numpy(bool)
-
-    stored = drugs[drugs["location_id"].isin(st.index)]
-    pairs = pd.concat([st["storage_class"].reset_index(), stored[["location_id", "storage_class"]]]).drop_duplicates()
-    v = _verdicts(st, per, states, pairs)
-    light = _light_exposed(stored, st, rules)
-    conds = [_excursions(v, light, stored, st, rules), _silent(st), _misplaced(drugs, st, rules)]
-    out = pd.concat([c for c in conds if not c.empty], ignore_index=True) if any(not c.empty for c in conds) \
-        else pd.DataFrame(columns=CONDITION_COLUMNS)
-    if not out.empty:
-        need = out["details"].map(lambda d: d.get("needs_class")).to_numpy(object)
-        out["suggested_location_id"] = _nearest_suitable(out, need, st, rules)
-    return StorageEvaluation(out.reindex(columns=CONDITION_COLUMNS), st.reset_index(), rejected)
-
-
-def _light_exposed(stored: pd.DataFrame, st: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
-    if "protect_from_light" not in stored:
-        return stored.iloc[:0]
-    lux = st["lux"].reindex(stored["location_id"]).to_numpy(float)
-    limit = stored["storage_class"].map({c: r.lux_max for c, r in rules.storage.items()}).to_numpy(float)
-    return stored[stored["protect_from_light"].fillna(False).astype(bool).to_numpy() & (lux > limit)]
-
-
-def _excursions(v, light, stored, st, rules) -> pd.DataFrame:
-    bad = v[v["extreme"] | v["timed"] | v["humid"] | v["mkt_bad"]].copy()
-    bad["reason"] = _reason_text(bad, rules)
-    bad["priority"] = np.select([bad["extreme"], bad["timed"] | bad["mkt_bad"]], ["high", "medium"], "low")
-    light = light.assign(reason="light-sensitive drug exposed to light", priority="low")
-    if bad.empty and light.empty:
-        return pd.DataFrame(columns=CONDITION_COLUMNS)
-    # Only flagged locations reach the per-location assembly below (a handful per tick).
-    held = stored[stored["location_id"].isin(bad["location_id"])]
-    by_pair: dict = {}
-    for loc, c, d in zip(held["location_id"], held["storage_class"], held["drug_id"]):
-        by_pair.setdefault((loc, c), []).append(d)
-    rank = {"low": 1, "medium": 2, "high": 3}
-    per_loc: dict = {}
-    for loc, c, reason, prio in zip(bad["location_id"], bad["storage_class"], bad["reason"], bad["priority"]):
-        per_loc.setdefault(loc, []).append((c, reason, prio, by_pair.get((loc, c), [])))
-    for loc, c, d in zip(light["location_id"], light["storage_class"], light["drug_id"]):
-        per_loc.setdefault(loc, []).append((c, "light-sensitive drug exposed to light", "low", [d]))
-    where = st.loc[list(per_loc), ["room_id", "floor_id", "x_m", "y_m", "temp_c", "rh_pct"]].to_dict("index")
-    rows = []
-    for loc, entries in sorted(per_loc.items()):
-        worst = max(entries, key=lambda e: rank[e[2]])
-        drug_ids = tuple(sorted({d for e in entries for d in e[3]}))
-        w = where[loc]
-        rows.append({"kind": "storage.excursion", "key": f"storage.excursion:{loc}", "priority": worst[2],
-                     "location_id": loc, "room_id": w["room_id"], "floor_id": w["floor_id"], "x_m": w["x_m"],
-                     "y_m": w["y_m"], "drug_ids": drug_ids,
-                     "message": f"{loc}: {'; '.join(e[1] for e in entries)}" + (f"; affects {', '.join(drug_ids)}" if drug_ids else ""),
-                     "details": {"reasons": [e[1] for e in entries], "temp_c": _f(w["temp_c"]),
-                                 "rh_pct": _f(w["rh_pct"]), "needs_class": worst[0]}})
-    return pd.DataFrame(rows)
+    state = StorageState(locations, rules)
+    rejected = state.add(readings)
+    return state.evaluate(drugs, now, rejected)
 
 
 def _f(x):
     return None if pd.isna(x) else float(x)
-
-
-def _silent(st: pd.DataFrame) -> pd.DataFrame:
-    s = st[st["silent"]].reset_index()
-    if s.empty:
-        return pd.DataFrame(columns=CONDITION_COLUMNS)
-    last = s["last_ts"].astype("string").fillna("never")
-    return pd.DataFrame({"kind": "storage.sensor_silent", "key": "storage.sensor_silent:" + s["location_id"],
-                         "priority": "low", "message": s["location_id"] + ": logger not reporting (last reading " + last + ")",
-                         "location_id": s["location_id"], "room_id": s["room_id"], "floor_id": s["floor_id"],
-                         "x_m": s["x_m"], "y_m": s["y_m"], "drug_ids": [()] * len(s),
-                         "details": [{"last_ts": x, "needs_class": c} for x, c in zip(last, s["storage_class"])]})
-
-
-def _misplaced(drugs: pd.DataFrame, st: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
-    d = drugs[drugs["location_id"].notna()]
-    loc_class = st["storage_class"].reindex(d["location_id"]).astype("string").fillna("?").to_numpy(object)
-    pairs = {f"{c}|{lc}" for c in set(d["storage_class"]) for lc in rules.compatible.get(c, (c,))}
-    ok = pd.Series(d["storage_class"].astype(str).to_numpy(object) + "|" + loc_class).isin(pairs).to_numpy()
-    bad = d[~ok].reset_index(drop=True)
-    if bad.empty:
-        return pd.DataFrame(columns=CONDITION_COLUMNS)
-    where = st.reindex(bad["location_id"])
-    known = where["storage_class"].notna().to_numpy()
-    name = bad["name"] if "name" in bad else bad["drug_id"]
-    why = np.where(known, "stored in a " + where["storage_class"].astype("string").fillna("").to_numpy(object) + " location",
-                   "not in a known storage location")
-    return pd.DataFrame({"kind": "storage.drug_misplaced", "key": "storage.drug_misplaced:" + bad["drug_id"],
-                         "priority": np.where(known, "medium", "low"),
-                         "message": name + " (" + bad["storage_class"] + ") " + why + " at " + bad["location_id"],
-                         "location_id": bad["location_id"], "room_id": where["room_id"].to_numpy(),
-                         "floor_id": where["floor_id"].to_numpy(), "x_m": where["x_m"].to_numpy(),
-                         "y_m": where["y_m"].to_numpy(), "drug_ids": bad["drug_id"].map(lambda x: (x,)),
-                         "details": [{"needs_class": c} for c in bad["storage_class"]]})
 
 
 def excursion_episodes(readings: pd.DataFrame, locations: pd.DataFrame, drugs: pd.DataFrame | None = None,

@@ -101,10 +101,22 @@ class TickResult:
 
 
 def _clean(value):
-    """NaN/NA from a DataFrame row -> None, so optional fields stay optional."""
-    if value is None or (not isinstance(value, (str, tuple, list, dict)) and pd.isna(value)):
+    """NaN/NA/NaT from a DataFrame row -> None, so optional fields stay optional."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:       # NaN without a pd.isna call per cell
         return None
     return value
+
+
+def _rows(conditions) -> list[dict]:
+    """Condition rows as dicts. A DataFrame goes column-wise through object arrays: to_dict on
+    Arrow-backed string columns boxes every cell through pandas and costs more than the rules."""
+    if not isinstance(conditions, pd.DataFrame):
+        return [dict(c) for c in conditions]
+    cols = list(conditions.columns)
+    arrays = [conditions[c].to_numpy(dtype=object) for c in cols]
+    return [dict(zip(cols, vals)) for vals in zip(*arrays)]
 
 
 def _with(alarm: Alarm, changes: Mapping) -> Alarm:
@@ -210,7 +222,7 @@ class AlarmEngine:
                       drug_ids=tuple(cond.get("drug_ids") or ()), details=dict(cond.get("details") or {}),
                       escalated_to_role=ladder[0], level_since=now, ladder=ladder, **place)
         responder = _clean(cond.get("responder")) or nearest_responder(alarm, staff, ladder[0],
-                                                                       exclude=cond.get("exclude", ()))
+                                                                       exclude=cond.get("exclude") or ())
         alarm = replace(alarm, nearest_responder=responder)
         self.alarms[alarm.alarm_id] = alarm
         self._open_by_key[alarm.key] = alarm.alarm_id
@@ -239,7 +251,7 @@ class AlarmEngine:
         return []
 
     def _validate(self, conditions) -> tuple[list[dict], list[dict]]:
-        rows = conditions.to_dict("records") if isinstance(conditions, pd.DataFrame) else [dict(c) for c in conditions]
+        rows = _rows(conditions)
         good: dict[str, dict] = {}
         rejected = []
         for c in rows:

@@ -182,6 +182,15 @@ class VitalsRule:
     glucose_hypo_mmol_l: float = 4.0
     glucose_hyper_mmol_l: float = 11.0
     glucose_severe_hyper_mmol_l: float = 20.0
+    # [E] a continuous monitor reporting every 30 s that missed three readings is not reading.
+    monitor_silent_after_s: float = 90.0
+
+
+@dataclass(frozen=True)
+class LocationRule:
+    """Tag and geofence limits [E] (no standard number: site policy, tune per site)."""
+    low_battery_pct: float = 15.0           # most RTLS badge vendors warn at 10-20 %
+    silent_kinds: tuple[str, ...] = ("patient", "device", "staff")   # staff only while on duty
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,7 @@ class RuleSet:
     compatible: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: COMPATIBLE_LOCATIONS)
     waste: Mapping[str, WasteRule] = field(default_factory=waste_rules)
     vitals: VitalsRule = field(default_factory=VitalsRule)
+    location: LocationRule = field(default_factory=LocationRule)
 
     def with_storage(self, rule: StorageRule) -> "RuleSet":
         return replace(self, storage=MappingProxyType({**self.storage, rule.storage_class: rule}))

@@ -142,3 +142,85 @@ def load_events(conn: Connection, alarm_id: str | None = None) -> list[AlarmEven
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot load alarm events: {exc}") from exc
     return [AlarmEvent(r.alarm_id, from_ms(r.ts_ms), r.from_state, r.to_state, r.actor, r.detail) for r in rows]
+
+
+# ---------------------------------------------------------------- sensor data kept for charts
+# Append-only reading tables are indexed by (subject, ts_ms) and purged by age (`purge_readings`);
+# the *_state tables hold one row per bin / drug / item (the current picture, restored on restart).
+env_readings = Table(
+    "env_readings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("location_id", String(64), nullable=False),
+    Column("sensor_id", String(64)),
+    Column("temp_c", Float), Column("rh_pct", Float), Column("door_open", Integer), Column("lux", Float),
+    Index("ix_env_readings_loc_ts", "location_id", "ts_ms"),
+    Index("ix_env_readings_ts", "ts_ms"),
+)
+
+vital_readings = Table(
+    "vital_readings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("source", String(20)),
+    Column("resp_rate", Float), Column("spo2", Float), Column("on_oxygen", Integer), Column("systolic_bp", Float),
+    Column("pulse", Float), Column("consciousness", String(2)), Column("temp_c", Float),
+    Column("glucose_mmol_l", Float), Column("spo2_scale", Integer),
+    Column("news2_total", Integer), Column("news2_risk", String(12)), Column("monitoring", String(12)),
+    Column("status", String(12), nullable=False),     # scored / incomplete / impossible / glucose
+    Column("reason", Text),
+    Index("ix_vital_readings_patient_ts", "patient_id", "ts_ms"),
+    Index("ix_vital_readings_ts", "ts_ms"),
+)
+
+waste_events = Table(
+    "waste_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("item_id", String(64), nullable=False),
+    Column("category", String(20)), Column("event", String(20), nullable=False),
+    Column("bin_id", String(64)), Column("room_id", String(64)), Column("floor_id", String(64)),
+    Column("x_m", Float), Column("y_m", Float), Column("handler", String(64)),
+    Index("ix_waste_events_ts", "ts_ms"),
+)
+
+waste_bin_state = Table(
+    "waste_bin_state", metadata,
+    Column("bin_id", String(64), primary_key=True),
+    Column("fill_pct", Float), Column("opened_ms", BigInteger), Column("updated_ms", BigInteger),
+)
+
+waste_item_state = Table(
+    "waste_item_state", metadata,
+    Column("item_id", String(64), primary_key=True),
+    Column("category", String(20)), Column("bin_id", String(64)), Column("room_id", String(64)),
+    Column("generated_ms", BigInteger), Column("seen_ms", BigInteger),
+)
+
+drug_positions = Table(
+    "drug_positions", metadata,
+    Column("drug_id", String(64), primary_key=True),
+    Column("location_id", String(64)), Column("since_ms", BigInteger), Column("seen_ms", BigInteger),
+)
+
+sensor_rejects = Table(
+    "sensor_rejects", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("stream", String(12), nullable=False),
+    Column("source_id", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text),
+    Index("ix_sensor_rejects_ts", "ts_ms"),
+)
+
+READING_TABLES = (env_readings, vital_readings, waste_events, sensor_rejects)
+
+
+def load_alarm(conn: Connection, alarm_id: str) -> Alarm | None:
+    try:
+        row = conn.execute(select(alarms).where(alarms.c.alarm_id == alarm_id)).first()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot load alarm: {exc}") from exc
+    return None if row is None else row_to_alarm(row)

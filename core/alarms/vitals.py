@@ -234,15 +234,21 @@ def _frame_band(table: str, x: np.ndarray) -> np.ndarray:
 
 
 def _numeric_column(df: pd.DataFrame, col: str, reason: np.ndarray) -> np.ndarray:
-    """Float array of `col`; writes a reason for non-numbers and implausible values."""
-    raw = df[col] if col in df else pd.Series(np.nan, index=df.index)
+    """Float array of `col`; writes a reason for non-numbers and implausible values (the message
+    text is built for the offending rows only)."""
+    if col not in df:
+        return np.full(len(df), np.nan)
+    raw = df[col]
     x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     not_number = np.isnan(x) & raw.notna().to_numpy()
     lo, hi, unit = PLAUSIBLE[col]
-    bad = ~np.isnan(x) & ~((x >= lo) & (x <= hi))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(x) & ~((x >= lo) & (x <= hi))
     _note(reason, not_number, f"impossible {col}: not a number")
-    shown = raw.astype("string").fillna("").to_numpy(dtype=object)
-    _note(reason, bad, f"impossible {col}=" + shown + f": plausible range {lo:g}..{hi:g} {unit}")
+    if bad.any():
+        rows = np.flatnonzero(bad & (reason == ""))
+        shown = raw.to_numpy(dtype=object)[rows]
+        reason[rows] = [f"impossible {col}={v}: plausible range {lo:g}..{hi:g} {unit}" for v in shown]
     return x
 
 
@@ -298,20 +304,22 @@ def news2_frame(df: pd.DataFrame) -> pd.DataFrame:
     red = np.column_stack(list(sub.values())).max(axis=1) == 3
     risk = np.select([total >= 7, total >= 5, red], ["high", "medium", "low-medium"], "low")
     band = np.where(total == 0, "zero", risk)
-    out = pd.DataFrame(index=df.index)
-    out["total"] = pd.array(np.where(ok, total, 0), dtype="Int64").copy()
-    out.loc[~ok, "total"] = pd.NA
-    out["risk"] = pd.Series(np.where(ok, risk, None), index=df.index, dtype="string")
-    out["red_score"] = pd.array(red, dtype="boolean")
-    out.loc[~ok, "red_score"] = pd.NA
-    out["monitoring"] = pd.Series(np.where(ok, pd.Series(band).map(MONITORING).to_numpy(), None),
-                                  index=df.index, dtype="string")
-    for p, s in sub.items():
-        out[f"sub_{p}"] = pd.array(np.where(ok, s, 0), dtype="Int64")
-        out.loc[~ok, f"sub_{p}"] = pd.NA
-    out["status"] = pd.Series(status, index=df.index, dtype="string")
-    out["rejected_reason"] = pd.Series(np.where(reason == "", None, reason), index=df.index, dtype="string")
-    return out
+    na = ~ok
+    # One constructor call with masked arrays: per-column .loc assignment costs more than the scoring.
+    cols = {"total": pd.arrays.IntegerArray(np.where(ok, total, 0).astype("int64"), na),
+            "risk": pd.array(np.where(ok, risk, None).astype(object), dtype="string"),
+            "red_score": pd.arrays.BooleanArray(red & ok, na),
+            "monitoring": pd.array(np.where(ok, _MONITORING_OF[np.searchsorted(_BANDS_SORTED, band)], None).astype(object),
+                                   dtype="string")}
+    for p, sc in sub.items():
+        cols[f"sub_{p}"] = pd.arrays.IntegerArray(np.where(ok, sc, 0).astype("int64"), na)
+    cols["status"] = pd.array(status.astype(object), dtype="string")
+    cols["rejected_reason"] = pd.array(np.where(reason == "", None, reason).astype(object), dtype="string")
+    return pd.DataFrame(cols, index=df.index)
+
+
+_BANDS_SORTED = np.array(sorted(MONITORING))
+_MONITORING_OF = np.array([MONITORING[b] for b in _BANDS_SORTED], dtype=object)
 
 
 # ---------------------------------------------------------------- blood glucose
@@ -352,24 +360,53 @@ def vitals_conditions(obs: pd.DataFrame, now, rules: VitalsRule = DEFAULT_RULES.
     """
     now = pd.Timestamp(now)
     s = news2_frame(obs)
-    age_s = (now - pd.to_datetime(obs["ts"], utc=True)).dt.total_seconds()
-    limit = s["monitoring"].map(dict(rules.overdue_after_s)).astype(float)
-    base = obs[[c for c in ("patient_id", "ward_id", "room_id", "bed_id") if c in obs]]
-    risk = s["risk"].fillna("")
+    ts = pd.to_datetime(obs["ts"], utc=True).astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").view("int64")
+    age_s = np.where(ts == np.iinfo(np.int64).min, np.nan, (now.as_unit("ns").value - ts) / 1e9)
+    mon = s["monitoring"].to_numpy(dtype=object, na_value=None)
+    limit = np.array([rules.overdue_after_s.get(m, np.nan) if m is not None else np.nan for m in mon], dtype=float) \
+        if len(mon) < 64 else pd.Series(mon).map(dict(rules.overdue_after_s)).to_numpy(float, na_value=np.nan)
+    risk = s["risk"].to_numpy(dtype=object, na_value="")
+    total = s["total"].to_numpy(dtype=float, na_value=np.nan)
+    scored = (s["status"] == "scored").to_numpy()
     news = (risk == "medium") | (risk == "high")
-    red = (risk == "low-medium")
-    late = (age_s > limit).fillna(False) | (s["status"] != "scored")
-    pid = obs["patient_id"].astype(str)
-    total = s["total"].astype("string").fillna("?")
-    parts = [
-        base[news].assign(kind="vitals.news2", key="vitals.news2:" + pid[news],
-                          priority=np.where(risk[news] == "high", "high", "medium"),
-                          message="NEWS2 " + total[news] + " (" + risk[news] + "): " + s["monitoring"][news] + " monitoring"),
-        base[red].assign(kind="vitals.red_score", key="vitals.red_score:" + pid[red], priority="medium",
-                         message="NEWS2 single-parameter red score (total " + total[red] + "): urgent ward-based response"),
-        base[late].assign(kind="vitals.obs_overdue", key="vitals.obs_overdue:" + pid[late], priority="low",
-                          message=np.where(s["status"][late] == "scored", "observations overdue (last "
-                                           + (age_s[late] / 60).round().astype(int).astype(str) + " min ago)",
-                                           "no valid NEWS2: " + s["rejected_reason"][late].fillna(""))),
-    ]
-    return pd.concat(parts, ignore_index=True), s
+    red = risk == "low-medium"
+    with np.errstate(invalid="ignore"):
+        late = ~scored | ~(age_s <= limit)
+    # Messages are built for flagged rows only: most patients are fine on most ticks.
+    rows, kind, prio, msg = [], [], [], []
+    for i in np.flatnonzero(news):
+        rows.append(i); kind.append("vitals.news2"); prio.append("high" if risk[i] == "high" else "medium")
+        msg.append(f"NEWS2 {int(total[i])} ({risk[i]}): {mon[i]} monitoring")
+    for i in np.flatnonzero(red):
+        rows.append(i); kind.append("vitals.red_score"); prio.append("medium")
+        msg.append(f"NEWS2 single-parameter red score (total {int(total[i])}): urgent ward-based response")
+    why = s["rejected_reason"].to_numpy(dtype=object, na_value="")
+    for i in np.flatnonzero(late):
+        rows.append(i); kind.append("vitals.obs_overdue"); prio.append("low")
+        msg.append(f"observations overdue (last {round(age_s[i] / 60)} min ago)" if scored[i] else f"no valid NEWS2: {why[i]}")
+    base = obs[[c for c in ("patient_id", "ward_id", "room_id", "bed_id") if c in obs]]
+    out = base.iloc[np.asarray(rows, dtype=int)].reset_index(drop=True)
+    pid = out["patient_id"].astype(str).to_numpy(object)
+    kind = np.asarray(kind, dtype=object)
+    return out.assign(kind=kind, key=kind + ":" + pid if len(pid) else np.array([], dtype=object),
+                      priority=np.asarray(prio, dtype=object), message=np.asarray(msg, dtype=object)), s
+
+
+def glucose_conditions(latest: pd.DataFrame, rules: VitalsRule = DEFAULT_RULES.vitals) -> pd.DataFrame:
+    """vitals.glucose conditions from each patient's latest capillary glucose (patient_id,
+    glucose_mmol_l, optional ward/room/bed ids): the single-parameter rule of `glucose_level`,
+    vectorised. Implausible values never alarm (the caller rejected them with a reason)."""
+    g = pd.to_numeric(latest["glucose_mmol_l"], errors="coerce").to_numpy(float, na_value=np.nan)
+    lo, hi = GLUCOSE_PLAUSIBLE_MMOL_L
+    ok = (g >= lo) & (g <= hi)
+    level = np.select([g < rules.glucose_severe_hypo_mmol_l, g < rules.glucose_hypo_mmol_l,
+                       g > rules.glucose_severe_hyper_mmol_l, g > rules.glucose_hyper_mmol_l],
+                      ["severe hypoglycaemia", "hypoglycaemia", "severe hyperglycaemia", "hyperglycaemia"], "")
+    prio = np.select([level == "severe hypoglycaemia", level == "hypoglycaemia", level == "severe hyperglycaemia"],
+                     ["high", "medium", "medium"], "low")
+    flag = ok & (level != "")
+    base = latest[[c for c in ("patient_id", "ward_id", "room_id", "bed_id") if c in latest]][flag]
+    pid = base["patient_id"].astype(str)
+    return base.assign(kind="vitals.glucose", key="vitals.glucose:" + pid, priority=prio[flag],
+                       message=pd.Series(level[flag], index=base.index) + ": capillary glucose "
+                       + pd.Series(g[flag], index=base.index).round(1).astype(str) + " mmol/L")

@@ -161,6 +161,11 @@ def generate(seed: int = 20261121) -> Generated:
         staff_rows.append({"staff_id": f"S{i + 1:03d}", "tag_id": _epc(rng), "name": f"{g} {f}",
                            "short_name": f"{g[0]}{f[0]}", "role": role, "ward_id": ward_id, "shift": shift})
 
+    # Added after the first release: drawn from a separate stream so existing ids and tags stay put.
+    extra = np.random.default_rng(seed + 1)
+    staff_rows.append({"staff_id": f"S{len(staff_rows) + 1:03d}", "tag_id": _epc(extra), "name": "Nell Okafor",
+                       "short_name": "NO", "role": "ward_manager", "ward_id": "", "shift": "day"})
+
     bed_ids = [(ft["properties"]["id"], ft["properties"]["ward_id"]) for fc in floors.values()
                for ft in fc["features"] if ft["properties"]["type"] == "bed"]
     occupied = sorted(rng.choice(len(bed_ids), size=60, replace=False))

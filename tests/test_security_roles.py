@@ -36,7 +36,7 @@ see_patient_identity  1 1 1 0 0 0 0 0
 see_patient_record    1 1 1 0 0 0 0 0
 ack_vitals_alarm      1 1 1 0 0 0 0 0
 ack_storage_alarm     0 0 1 1 0 0 0 0
-ack_waste_alarm       0 0 0 1 1 0 0 0
+ack_waste_alarm       0 0 1 1 1 0 0 0
 break_glass           1 1 1 0 0 0 0 0
 see_staff_trails      0 0 0 0 0 0 0 0
 export                0 0 1 0 0 1 1 0

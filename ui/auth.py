@@ -22,7 +22,7 @@ NOTICE_KEY = "ws_notice"
 FAILURES_KEY = "ws_failures"
 SSO_REFUSED_KEY = "ws_sso_refused"
 # Demo accounts stand for these staff members of the sample site (their badges are on the map).
-DEMO_STAFF = {"nurse": "S002", "doctor": "S010", "charge": "S001"}
+DEMO_STAFF = {"nurse": "S002", "doctor": "S010", "charge": "S001", "manager": "S041"}
 IDLE_WATCH_S = 20          # how often an open page checks whether its session has run out
 
 

@@ -58,7 +58,7 @@ PERMISSIONS: dict[str, tuple[str, frozenset[Role]]] = {
     "see_patient_record":   ("vitals, NEWS2, clinical context", frozenset({N, D, C})),
     "ack_vitals_alarm":     ("acknowledge / escalate vitals & NEWS2 alarms", frozenset({N, D, C})),
     "ack_storage_alarm":    ("acknowledge drug-storage excursions", frozenset({C, P})),
-    "ack_waste_alarm":      ("acknowledge / collect waste alarms", frozenset({P, F})),
+    "ack_waste_alarm":      ("acknowledge / collect waste alarms", frozenset({C, P, F})),
     "break_glass":          ("emergency access to a patient outside one's list (audited, time-limited)",
                              frozenset({N, D, C})),
     "see_staff_trails":     ("individual staff location history (aggregates are open to managers)",

@@ -48,6 +48,14 @@ class Settings:
                                                         "doc": "consecutive reads in a new room needed to move a tag there (hysteresis)"})
     raw_read_retention_days: float = field(default=7.0, metadata={"env": "WARDSIGHT_RAW_RETENTION_DAYS",
                                                                   "doc": "raw reads older than this are purged by the retention job"})
+    mqtt_client_id: str = field(default="", metadata={"env": "WARDSIGHT_MQTT_CLIENT_ID",
+                                                      "doc": "fixed client id of the MQTT ingest (its persistent session); default wardsight-ingest-<site>"})
+    ingest_batch_s: float = field(default=0.5, metadata={"env": "WARDSIGHT_INGEST_BATCH_S",
+                                                         "doc": "seconds of MQTT messages written per batch by the ingest service"})
+    reader_silent_s: float = field(default=120.0, metadata={"env": "WARDSIGHT_READER_SILENT_S",
+                                                            "doc": "a reader antenna without reads this long is listed as silent (infrastructure page)"})
+    low_battery_pct: float = field(default=20.0, metadata={"env": "WARDSIGHT_LOW_BATTERY_PCT",
+                                                           "doc": "tags reporting a battery below this are listed for replacement"})
     demo_mode: bool = field(default=True, metadata={"env": "WARDSIGHT_DEMO",
                                                     "doc": "seed demo accounts and show their TOTP secrets (never in production)"})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.ingest import OPTIONAL_COLUMNS
 from core.models import LOCATED_COLUMNS
 
 
@@ -59,7 +60,8 @@ def locate_reads(accepted: pd.DataFrame, site, window_s: float = 1.0) -> pd.Data
         rd["bed_id"] = rd["bed_id"].astype(object).where(rd["bed_id"].notna(), None)
         parts.append(rd)
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
-    return out[LOCATED_COLUMNS + ["origin"]].sort_values("ts", kind="stable").reset_index(drop=True)
+    extra = [c for c in OPTIONAL_COLUMNS if c in out.columns]     # tag telemetry rides along (health)
+    return out[LOCATED_COLUMNS + ["origin"] + extra].sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 def estimate_positions(reads: pd.DataFrame, readers: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:

@@ -20,7 +20,9 @@ def strongest_per_window(reads: pd.DataFrame, window_s: float = 1.0) -> pd.DataF
     """Keep, per tag and time window, the reader read with the highest RSSI."""
     if reads.empty:
         return reads
-    win = (reads["ts"].astype("int64") // int(window_s * 1e9)) if window_s > 0 else np.arange(len(reads))
+    # as_unit: pandas 3 keeps the resolution of the input (s, ms, us or ns); window on nanoseconds
+    ts_ns = pd.to_datetime(reads["ts"], utc=True).dt.as_unit("ns").astype("int64")
+    win = (ts_ns // int(window_s * 1e9)) if window_s > 0 else np.arange(len(reads))
     key = pd.DataFrame({"tag_id": reads["tag_id"].to_numpy(), "win": np.asarray(win)})
     order = np.lexsort((-reads["rssi_dbm"].to_numpy(dtype=float), key["win"].to_numpy(), pd.factorize(key["tag_id"])[0]))
     r = reads.iloc[order]

@@ -4,14 +4,15 @@
   identity (tag_id, ts_ms, origin) is already in raw_reads are withheld as "already stored", so a
   redelivered MQTT message or a file replayed twice neither moves presence nor fires hooks again
   (raw_reads' unique constraint makes the insert itself idempotent as well).
-* `commit(pipeline, batch)` runs one batch through the pipeline. A StorageError means nothing of the
+* `Committer.commit(batch)` runs one batch through the pipeline. A StorageError means nothing of the
   batch was stored: the caller keeps the batch and retries it later with the same `now` (the same
-  validation verdicts). Because the presence tracker may have advanced in memory before the write
-  failed, the next attempt first rebuilds it from the stored presence (`restore_tracker`).
+  validation verdicts). The presence tracker advances in memory before the write, so a failed
+  attempt puts it back as it was (the retry then yields the changes of a run that never failed).
 * `Backoff`: exponential retry delays with a cap.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,6 @@ import pandas as pd
 from core.errors import StorageError
 from core.models import QUARANTINE_COLUMNS
 from core.pipeline import HookError, Pipeline, TickResult
-from core.presence import PresenceTracker
 
 log = logging.getLogger(__name__)
 ALREADY_STORED = "already stored"
@@ -49,13 +49,6 @@ def install_idempotency(pipeline: Pipeline) -> None:
         pipeline.filters.insert(0, already_stored_filter(pipeline.repo))
 
 
-def restore_tracker(pipeline: Pipeline) -> None:
-    """Presence tracker as stored (used after a failed write left the in-memory one ahead)."""
-    tracker = PresenceTracker(pipeline.site.tags, change_reads=pipeline.settings.room_change_reads)
-    tracker.restore(pipeline.repo.presence())
-    pipeline.tracker = tracker
-
-
 @dataclass
 class Batch:
     """Decoded input of one pipeline run, kept unchanged until it is stored."""
@@ -74,19 +67,18 @@ class CommitOutcome:
 
 
 class Committer:
-    """Commits batches in order; remembers whether the tracker must be rebuilt before the next try."""
+    """Commits batches in order. The presence tracker advances in memory before the write; when the
+    write fails it is put back exactly as it was, so the retried batch gives the same presence
+    changes (hysteresis progress included) as a run that never failed."""
 
     def __init__(self, pipeline: Pipeline, source: str):
         self.pipeline, self.source = pipeline, source
-        self.dirty = False
 
     def commit(self, batch: Batch) -> CommitOutcome:
         """Store `batch` or raise StorageError (then nothing of it is stored; retry the same batch)."""
         batch.attempts += 1
+        saved = copy.deepcopy(self.pipeline.tracker)        # numpy arrays per tag: cheap next to the write
         try:
-            if self.dirty:
-                restore_tracker(self.pipeline)
-                self.dirty = False
             result = self.pipeline.process(batch.raw, batch.now, source=self.source,
                                            extra_quarantine=batch.quarantine)
             return CommitOutcome(result)
@@ -94,7 +86,7 @@ class Committer:
             log.warning("tick hooks failed after store: %s", exc)
             return CommitOutcome(None, str(exc))
         except StorageError:
-            self.dirty = True
+            self.pipeline.tracker = saved
             raise
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -87,11 +88,12 @@ class PrivateBroker:
     """A mosquitto on its own loopback port with persistence in a temp dir: queued QoS 1 messages of
     persistent sessions survive `restart()`."""
 
-    def __init__(self, binary: str, workdir: Path, max_queued: int = 100_000):
-        self.binary, self.dir = binary, workdir
+    def __init__(self, binary: str, max_queued: int = 100_000):
+        self.binary = binary
+        # mosquitto started as root drops to its own user: its files live in a dir that user can reach
+        self.dir = Path(tempfile.mkdtemp(prefix="wardsight-mq-"))
+        os.chmod(self.dir, 0o777)
         self.port = free_port()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o777)       # mosquitto drops root privileges to its own user
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                              f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
@@ -114,6 +116,10 @@ class PrivateBroker:
             self.proc.wait(10)
         wait_port(self.port, up=False)
 
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def restart(self, down_s: float = 0.0) -> None:
         self.stop()
         time.sleep(down_s)
@@ -132,11 +138,12 @@ def pg_bin_dir() -> Path:
 class PrivateCluster:
     """A throw-away PostgreSQL cluster on its own port that a test can stop (a real outage) and start."""
 
-    def __init__(self, bindir: Path, workdir: Path):
-        self.bindir, self.dir, self.port = bindir, workdir, free_port()
+    def __init__(self, bindir: Path):
+        self.bindir, self.port = bindir, free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="wardsight-pg-"))
+        workdir = self.dir
         self.data = workdir / "data"
         self.as_postgres = os.geteuid() == 0   # the server refuses to run as root
-        workdir.mkdir(parents=True, exist_ok=True)
         if self.as_postgres:
             shutil.chown(workdir, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "wardsight", "--no-sync")
@@ -152,10 +159,19 @@ class PrivateCluster:
         cmd = [str(self.bindir / tool), *args]
         if self.as_postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.dir, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stdout[-800:]}")
 
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w", "start")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def cleanup(self) -> None:
+        try:
+            self.stop()
+        except RuntimeError:
+            pass                                  # already stopped
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -264,7 +264,7 @@ class MqttIngest:
         self._pending: deque[Batch] = deque()
         self._seen: OrderedDict[bytes, bool] = OrderedDict()       # digest → committed?
         self._stop = threading.Event()
-        self._backoff = Backoff()
+        self._backoff = Backoff(0.5, 5.0)
         self._retry_at = 0.0
         self._keys: dict = {}
         self._keys_at = -1e9
@@ -499,20 +499,33 @@ class Publisher:
         self.host, self.port = broker_address(mqtt_url)
         self.client = make_client(client_id, manual_ack=False)
         self.client.max_inflight_messages_set(RECEIVE_MAXIMUM)
+        self._lock = threading.Lock()
+        self._sent: set[int] = set()
+        self._acked: set[int] = set()
+        self.client.on_publish = self._on_publish
         self.client.connect_async(self.host, self.port, keepalive=15, clean_start=False,
                                   properties=connect_properties(receive_maximum=RECEIVE_MAXIMUM))
         self.client.loop_start()
-        self._infos: list = []
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            self._acked.add(mid)
 
     def publish(self, topic: str, payload: bytes) -> None:
-        self._infos.append(self.client.publish(topic, payload, qos=QOS))
+        info = self.client.publish(topic, payload, qos=QOS)     # queued by paho when disconnected
+        with self._lock:
+            self._sent.add(info.mid)
 
     def wait_acked(self, timeout_s: float = 30.0) -> bool:
         """True when the broker acknowledged every message published so far."""
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
-            self._infos = [i for i in self._infos if not i.is_published()]
-            if not self._infos:
+            with self._lock:
+                done = self._sent <= self._acked
+                if done:
+                    self._sent.clear()
+                    self._acked.clear()
+            if done:
                 return True
             time.sleep(0.05)
         return False

@@ -184,6 +184,18 @@ def silent_readers(repo, site, now: datetime, silent_after_s: float) -> pd.DataF
                           ignore_index=True)
 
 
+def silent_by_reader(readers: pd.DataFrame) -> pd.DataFrame:
+    """Silent antennas folded per reader (one row per reader, longest-silent first): reader_id,
+    floor_id, room_id, antennas ("1, 2, 5"), last_read_ms (newest of them), silent_s (shortest)."""
+    sil = readers[readers["silent"]]
+    if sil.empty:
+        return pd.DataFrame(columns=["reader_id", "floor_id", "room_id", "antennas", "last_read_ms", "silent_s"])
+    g = sil.assign(ant=sil["antenna"].astype(int).astype(str)).groupby("reader_id", sort=False)
+    out = g.agg(floor_id=("floor_id", "first"), room_id=("room_id", "first"), antennas=("ant", ", ".join),
+                last_read_ms=("last_read_ms", "max"), silent_s=("silent_s", "min")).reset_index()
+    return out.sort_values("silent_s", ascending=False, na_position="first", ignore_index=True)
+
+
 def low_battery(repo, site, threshold_pct: float) -> pd.DataFrame:
     b = _frame(repo, select(tag_battery).where(tag_battery.c.battery_pct < threshold_pct)
                .order_by(tag_battery.c.battery_pct))

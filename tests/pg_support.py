@@ -39,7 +39,7 @@ def mqtt_url() -> str:
 def mosquitto_bin() -> str:
     path = os.environ.get("WARDSIGHT_MOSQUITTO_BIN", "")
     if not path or not os.access(path, os.X_OK):
-        pytest.skip("WARDSIGHT_MOSQUITTO_BIN is unset: the broker-restart test starts its own mosquitto")
+        pytest.skip("WARDSIGHT_MOSQUITTO_BIN is unset: the broker-restart and database-outage tests start their own mosquitto")
     return path
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from core.config import Settings
+from core.services import build_pipeline
 from core.storage import schema as s
 from core.storage.repository import Repository
 from tests.helpers import T0, run_feed, sample_site
@@ -146,3 +147,20 @@ def test_settings_defaults_document_new_settings():
                 "WARDSIGHT_LOW_BATTERY_PCT"):
         assert SETTINGS[env]
     assert Settings.from_env({"WARDSIGHT_READER_SILENT_S": "45"}).reader_silent_s == 45.0
+
+
+def test_health_tables_on_this_backend(repo):
+    """The health hook's upserts (accumulating minutes, newest battery) behave the same on both."""
+    from core import health
+    site = sample_site()
+    pipe = build_pipeline(site, repo, Settings())
+    t = site.tags.merge(site.entities, on="entity_id")
+    tag = t[(t["kind"] == "device") & (t["read_shape"] == "reader")]["tag_id"].iloc[0]
+    for k, (lag_s, batt) in enumerate([(2, 40.0), (4, 10.0)]):
+        now = T0 + timedelta(seconds=10 * k)
+        pipe.process(pd.DataFrame([{"ts": pd.Timestamp(now - timedelta(seconds=lag_s)), "tag_id": tag,
+                                    "reader_id": "RD-WA-S1", "antenna": 1, "rssi_dbm": -50.0, "battery_pct": batt}]), now)
+    sk = health.clock_skew(repo, T0 + timedelta(seconds=20)).set_index("reader_id")
+    assert sk.at["RD-WA-S1", "reads"] == 2 and sk.at["RD-WA-S1", "skew_mean_ms"] == pytest.approx(-3000)
+    assert (sk.at["RD-WA-S1", "skew_min_ms"], sk.at["RD-WA-S1", "skew_max_ms"]) == (-4000, -2000)
+    assert health.low_battery(repo, site, 20)["battery_pct"].tolist() == [10.0]

@@ -27,7 +27,7 @@ from typing import Iterator
 import pandas as pd
 
 from core.errors import FeedError
-from core.feeds.buffer import Committer, install_idempotency
+from core.feeds.buffer import Batch, Committer, install_idempotency
 from core.ingest import RAW_COLUMNS, _parse_ts, parse_json_lines
 from core.pipeline import Pipeline
 
@@ -88,8 +88,7 @@ def replay_file(path: str | Path, pipeline: Pipeline, *, wall_now: datetime, chu
     return summary
 
 
-def _batch(raw: pd.DataFrame, bad: pd.DataFrame, now: datetime):
-    from core.feeds.buffer import Batch
+def _batch(raw: pd.DataFrame, bad: pd.DataFrame, now: datetime) -> Batch:
     return Batch(raw=raw, now=now, quarantine=bad.assign(received_at=pd.Timestamp(now)) if len(bad) else bad)
 
 

@@ -10,10 +10,14 @@ su postgres -c "psql -q -tc \"SELECT 1 FROM pg_database WHERE datname='wardsight
 export WARDSIGHT_PG_URL="postgresql+psycopg://wardsight:wardsight@127.0.0.1:5432/wardsight_test"
 
 echo "== Mosquitto on 127.0.0.1:1883"
-MQ_CONF=$(mktemp -d)/mosquitto.conf
-printf 'listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n' > "$MQ_CONF"
-pkill -x mosquitto 2>/dev/null || true
-/usr/sbin/mosquitto -c "$MQ_CONF" -d
+# Reuse a broker already listening (another shell, another checkout); never kill someone else's.
+# setsid: the broker must outlive the shell that sourced this file.
+if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+  MQ_DIR=$(mktemp -d)
+  printf 'listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n' > "$MQ_DIR/mosquitto.conf"
+  setsid /usr/sbin/mosquitto -c "$MQ_DIR/mosquitto.conf" >"$MQ_DIR/mosquitto.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.2; done
+fi
 export WARDSIGHT_MQTT_URL="mqtt://127.0.0.1:1883"
 export WARDSIGHT_MOSQUITTO_BIN=/usr/sbin/mosquitto
 

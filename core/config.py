@@ -64,6 +64,14 @@ class Settings:
                                                                  "doc": "sensor readings (fridge temperatures, vital signs, waste events) older than this are purged; >= 30 d keeps a monthly MKT"})
     alarm_eval_s: float = field(default=5.0, metadata={"env": "WARDSIGHT_ALARM_EVAL_S",
                                                       "doc": "alarm rules are re-evaluated when readings arrive, and at least this often for time-based rules (overdue, silent); escalation runs every tick"})
+    mqtt_client_id: str = field(default="", metadata={"env": "WARDSIGHT_MQTT_CLIENT_ID",
+                                                      "doc": "fixed client id of the MQTT ingest (its persistent session); default wardsight-ingest-<site>"})
+    ingest_batch_s: float = field(default=0.5, metadata={"env": "WARDSIGHT_INGEST_BATCH_S",
+                                                         "doc": "seconds of MQTT messages written per batch by the ingest service"})
+    reader_silent_s: float = field(default=120.0, metadata={"env": "WARDSIGHT_READER_SILENT_S",
+                                                            "doc": "a reader antenna without reads this long is listed as silent (infrastructure page)"})
+    low_battery_pct: float = field(default=20.0, metadata={"env": "WARDSIGHT_LOW_BATTERY_PCT",
+                                                           "doc": "tags reporting a battery below this are listed for replacement"})
     demo_mode: bool = field(default=True, metadata={"env": "WARDSIGHT_DEMO",
                                                     "doc": "seed demo accounts and show their TOTP secrets (never in production)"})
 

@@ -21,7 +21,9 @@ MAX_FUTURE_S = 30.0        # reader clock ahead of the server by more than this 
 MIN_RSSI_DBM = -120.0      # below the sensitivity of any RFID/BLE receiver
 MAX_OFF_PLAN_M = 5.0       # a position this far outside the floor's extent is not on this floor
 EPOCH_MS_MIN, EPOCH_MS_MAX = 946_684_800_000, 4_102_444_800_000   # 2000-01-01 .. 2100-01-01
-RAW_COLUMNS = ["ts", "tag_id", "reader_id", "antenna", "rssi_dbm", "x_m", "y_m", "floor_id"]
+RAW_COLUMNS = ["ts", "tag_id", "reader_id", "antenna", "rssi_dbm", "x_m", "y_m", "floor_id", "battery_pct"]
+# Optional per-read telemetry passed through to `accepted` (NaN when the feed does not send it).
+OPTIONAL_COLUMNS = ["battery_pct"]
 
 
 @dataclass(frozen=True)
@@ -76,16 +78,21 @@ def parse_json_lines(lines, *, source: str, received_at: datetime) -> tuple[pd.D
             if not isinstance(item, dict):
                 bad.append(_qrow(received_at, source, f"line {n}: a read must be a JSON object", str(item)[:500]))
                 continue
-            rows.append(_from_omlox(item) if "position" in item else item)
+            rows.append(omlox_read(item) if "position" in item else item)
     raw = pd.DataFrame(rows) if rows else pd.DataFrame(columns=RAW_COLUMNS)
     return raw, pd.DataFrame(bad, columns=QUARANTINE_COLUMNS)
 
 
-def _from_omlox(item: dict) -> dict:
+def omlox_read(item: dict) -> dict:
+    """An omlox Location object (position.coordinates, provider_id, timestamp_generated, floor) → a
+    position read in our columns."""
     coords = (item.get("position") or {}).get("coordinates") or [None, None]
-    return {"ts": item.get("timestamp_generated") or item.get("ts"), "tag_id": item.get("provider_id") or item.get("tag_id"),
-            "x_m": coords[0] if len(coords) > 0 else None, "y_m": coords[1] if len(coords) > 1 else None,
-            "floor_id": item.get("floor_id") or (None if item.get("floor") is None else str(item.get("floor")))}
+    out = {"ts": item.get("timestamp_generated") or item.get("ts"), "tag_id": item.get("provider_id") or item.get("tag_id"),
+           "x_m": coords[0] if len(coords) > 0 else None, "y_m": coords[1] if len(coords) > 1 else None,
+           "floor_id": item.get("floor_id") or (None if item.get("floor") is None else str(item.get("floor")))}
+    if "battery_pct" in item:   # not an omlox Location field; our RTLS extension (tag telemetry)
+        out["battery_pct"] = item["battery_pct"]
+    return out
 
 
 def _qrow(received_at: datetime, source: str, reason: str, raw: str) -> dict:
@@ -133,6 +140,10 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     keys = reader.fillna("") + ":" + antenna.astype(str)
     flag(is_reader & ~keys.isin(registry.antenna_keys).fillna(False).astype(bool), "unknown reader antenna " + keys)
 
+    battery = pd.to_numeric(df["battery_pct"], errors="coerce")
+    flag(df["battery_pct"].notna() & ~battery.between(0.0, 100.0).fillna(False).astype(bool),
+         "battery_pct is not a number 0..100")
+
     floor = df["floor_id"].astype("string")
     is_pos = ~is_reader
     flag(is_pos & (x.isna() | y.isna()), "x_m/y_m missing or not numbers")
@@ -147,7 +158,7 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     out = pd.DataFrame({"ts": ts, "tag_id": tag, "shape": np.where(is_reader, "reader", "position"),
                         "reader_id": reader.where(is_reader), "antenna": antenna.where(is_reader),
                         "rssi_dbm": rssi.where(is_reader), "x_m": x.where(is_pos), "y_m": y.where(is_pos),
-                        "floor_id": floor.where(is_pos), "origin": origin})
+                        "floor_id": floor.where(is_pos), "origin": origin, "battery_pct": battery})
     dup = out.duplicated(subset=["tag_id", "ts", "origin"], keep="first") & reason.isna()
     flag(dup, "duplicate read (same tag, time and reader in this batch)")
 
@@ -155,7 +166,7 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     quarantine = pd.DataFrame({"received_at": pd.Timestamp(now), "source": source,
                                "reason": reason[bad].astype(str).to_numpy(),
                                "raw": _rows_json(raw.reset_index(drop=True).loc[bad])})
-    accepted = out.loc[~bad, READ_COLUMNS + ["origin"]].reset_index(drop=True)
+    accepted = out.loc[~bad, READ_COLUMNS + ["origin"] + OPTIONAL_COLUMNS].reset_index(drop=True)
     accepted["tag_id"] = accepted["tag_id"].astype(object)
     return IngestResult(accepted, quarantine.reindex(columns=QUARANTINE_COLUMNS))
 

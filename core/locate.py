@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.ingest import OPTIONAL_COLUMNS
 from core.models import LOCATED_COLUMNS
 
 
@@ -19,7 +20,9 @@ def strongest_per_window(reads: pd.DataFrame, window_s: float = 1.0) -> pd.DataF
     """Keep, per tag and time window, the reader read with the highest RSSI."""
     if reads.empty:
         return reads
-    win = (reads["ts"].astype("int64") // int(window_s * 1e9)) if window_s > 0 else np.arange(len(reads))
+    # as_unit: pandas 3 keeps the resolution of the input (s, ms, us or ns); window on nanoseconds
+    ts_ns = pd.to_datetime(reads["ts"], utc=True).dt.as_unit("ns").astype("int64")
+    win = (ts_ns // int(window_s * 1e9)) if window_s > 0 else np.arange(len(reads))
     key = pd.DataFrame({"tag_id": reads["tag_id"].to_numpy(), "win": np.asarray(win)})
     order = np.lexsort((-reads["rssi_dbm"].to_numpy(dtype=float), key["win"].to_numpy(), pd.factorize(key["tag_id"])[0]))
     r = reads.iloc[order]
@@ -61,7 +64,8 @@ def locate_reads(accepted: pd.DataFrame, site, window_s: float = 1.0) -> pd.Data
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     for col in ("floor_id", "room_id", "bed_id"):      # None, never NaN, for "not in any room / bed"
         out[col] = out[col].astype(object).where(out[col].notna(), None)
-    return out[LOCATED_COLUMNS + ["origin"]].sort_values("ts", kind="stable").reset_index(drop=True)
+    extra = [c for c in OPTIONAL_COLUMNS if c in out.columns]     # tag telemetry rides along (health)
+    return out[LOCATED_COLUMNS + ["origin"] + extra].sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 def estimate_positions(reads: pd.DataFrame, readers: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:

@@ -65,7 +65,11 @@ class PresenceTracker:
 
     # ---------- places ----------
     def _intern(self, floors, rooms, beds) -> np.ndarray:
-        keys = pd.Series(list(zip(floors, rooms, beds)), dtype=object)
+        # Missing parts become None: NaN != NaN inside tuples, so a NaN bed (a frame read back from
+        # the DB, a str column) would make the same place look new and fake a move after a restart.
+        parts = [pd.Series(np.asarray(c, dtype=object), dtype=object) for c in (floors, rooms, beds)]
+        parts = [c.where(c.notna(), None) for c in parts]
+        keys = pd.Series(list(zip(*parts)), dtype=object)
         idx = self.places.get_indexer(keys) if len(self.places) else np.full(len(keys), -1)
         new = pd.unique(keys[idx < 0])
         if len(new):

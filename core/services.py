@@ -16,6 +16,7 @@ FEATURES = [
     "core.security.hooks",     # staff privacy filter, cloned-tag detection (issue 5)
     "core.bedside_service",    # bedside sessions from bed-level proximity (issue 4)
     "core.alarms.service",     # alarm rules, lifecycle and escalation each tick (issue 3)
+    "core.health",             # reader clock skew, ingest rate, tag batteries (issue 6)
 ]
 
 

@@ -9,6 +9,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import StorageError
 
+PG_CONNECT_TIMEOUT_S = 5
+
 
 def make_engine(db_url: str) -> Engine:
     """Create an engine for `db_url`; SQLite files get WAL mode so pages read while the feed writes."""
@@ -24,7 +26,12 @@ def make_engine(db_url: str) -> Engine:
             engine = create_engine(db_url, **kwargs)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(db_url, pool_pre_ping=True)
+        # pre-ping: a connection broken by a database restart is replaced, not handed out; the connect
+        # timeout turns an unreachable server into a StorageError in seconds (the ingest buffers and
+        # retries) instead of a hang of the TCP default.
+        connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S} if db_url.startswith("postgresql") else {}
+        return create_engine(db_url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_recycle=1800,
+                             connect_args=connect_args)
     except (SQLAlchemyError, ImportError) as exc:
         raise StorageError(f"cannot open database {db_url.split('@')[-1]}: {exc}") from exc
 

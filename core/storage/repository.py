@@ -201,3 +201,47 @@ class Repository:
         with self.begin() as conn:
             conn.execute(text("SELECT 1"))
         return True
+
+    # ---------- ingest idempotency and infrastructure health (issue 6) ----------
+    def existing_reads(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The subset of raw_reads rows (tag_id, ts_ms, origin) already stored: a redelivered MQTT
+        message or a replayed file must not move presence or fire hooks a second time."""
+        if rows.empty:
+            return rows[["tag_id", "ts_ms", "origin"]].iloc[:0]
+        r = s.raw_reads
+        found = []
+        tags = pd.unique(rows["tag_id"].astype(str))
+        lo, hi = int(rows["ts_ms"].min()), int(rows["ts_ms"].max())
+        for start in range(0, len(tags), 500):          # bounded IN lists; uses the identity index
+            chunk = [str(t) for t in tags[start:start + 500]]
+            found.append(self._frame(select(r.c.tag_id, r.c.ts_ms, r.c.origin).where(
+                r.c.tag_id.in_(chunk), r.c.ts_ms >= lo, r.c.ts_ms <= hi)))
+        stored = pd.concat(found, ignore_index=True)
+        return rows[["tag_id", "ts_ms", "origin"]].astype({"tag_id": object, "origin": object}).merge(
+            stored.astype({"tag_id": object, "origin": object, "ts_ms": "int64"}), on=["tag_id", "ts_ms", "origin"])
+
+    def record_lag(self, source: str, lag_ms: int) -> None:
+        """Ingest lag of the source's last committed batch (feed_stats.last_lag_ms)."""
+        with self.begin() as conn:
+            conn.execute(update(s.feed_stats).where(s.feed_stats.c.source == source).values(last_lag_ms=int(lag_ms)))
+
+    def last_read_per_origin(self, origins: list[str]) -> pd.DataFrame:
+        """origin, last_read_ms (newest raw read per antenna; never-heard origins are left out).
+        One max() per origin, each answered from the (origin, ts_ms) index without a scan."""
+        from sqlalchemy import literal, union_all
+        r = s.raw_reads
+        frames = []
+        for i in range(0, len(origins), 200):
+            parts = [select(literal(o).label("origin"),
+                            select(func.max(r.c.ts_ms)).where(r.c.origin == o).scalar_subquery().label("last_read_ms"))
+                     for o in origins[i:i + 200]]
+            frames.append(self._frame(union_all(*parts)))
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["origin", "last_read_ms"])
+        return out[out["last_read_ms"].notna()].reset_index(drop=True)
+
+    def quarantine_since(self, since_ms: int, reason_prefix: str = "") -> pd.DataFrame:
+        q = s.quarantine
+        stmt = select(q).where(q.c.received_ms >= since_ms)
+        if reason_prefix:
+            stmt = stmt.where(q.c.reason.startswith(reason_prefix, autoescape=True))
+        return self._frame(stmt.order_by(q.c.id))

@@ -2,4 +2,5 @@
 Alembic see the whole schema. Add a feature's table module here when it is merged."""
 from core.alarms import tables as _alarm_tables  # noqa: F401
 from core.security import tables as _security_tables  # noqa: F401
+from core import health as _health_tables  # noqa: F401
 from core.storage import schema  # noqa: F401

@@ -99,7 +99,7 @@ class Session:
 
 
 def _dt(ns: int) -> datetime:
-    return pd.Timestamp(int(ns), tz="UTC").to_pydatetime()
+    return datetime.fromtimestamp(int(ns) // 1000 / 1e6, tz=timezone.utc)   # datetimes hold microseconds
 
 
 @dataclass
@@ -462,3 +462,56 @@ def build_bedside_view(record: PatientRecord, now: datetime, last_visit: datetim
         results_new=new_results, results_pending=pending, meds_due=tuple(doses), reminders=tuple(reminders),
         nursing_tasks=_nursing_tasks(doses, reminders, pending, fall) if variant == "nurse" else (),
         variant=variant, since=since)
+
+
+# ---------------------------------------------------------------- NEWS2 from FHIR vitals, schedule
+
+# tidy vital name (core.fhir.codes.VITALS) → core.alarms.vitals.news2_frame input column
+NEWS2_INPUTS = {"resp_rate_per_min": "resp_rate", "spo2_pct": "spo2", "sbp_mmhg": "systolic_bp",
+                "pulse_per_min": "pulse", "temp_c": "temp_c"}
+ROOM_AIR_O2_PCT = 21.0     # FiO2 of room air; an inspired O2 above it means supplemental oxygen (NEWS2 "oxygen")
+
+
+def news2_from_vitals(vitals: pd.DataFrame) -> pd.DataFrame:
+    """Score each observation set (rows sharing a timestamp) of a tidy FHIR vitals frame with
+    `core.alarms.vitals.news2_frame`. A set without an inspired-O2 reading counts as on air [E]
+    (the sample charts record O2 only while it is given). Returns ts, total, red for scored sets."""
+    from core.alarms.vitals import news2_frame
+    v = vitals[vitals["name"].isin(list(NEWS2_INPUTS) + ["consciousness", "inspired_o2_pct"])]
+    if v.empty:
+        return pd.DataFrame({"ts": pd.to_datetime([], utc=True), "total": pd.Series([], dtype="int64"),
+                             "red": pd.Series([], dtype="bool")})
+    num = v.pivot_table(index="ts", columns="name", values="value", aggfunc="last")
+    text = v[v["name"] == "consciousness"].drop_duplicates("ts", keep="last").set_index("ts")["value_text"]
+    wide = num.rename(columns=NEWS2_INPUTS).reindex(columns=list(NEWS2_INPUTS.values()))
+    wide["consciousness"] = text.reindex(wide.index)
+    o2 = num["inspired_o2_pct"] if "inspired_o2_pct" in num else pd.Series(np.nan, index=num.index)
+    wide["on_oxygen"] = (o2 > ROOM_AIR_O2_PCT).astype(object)
+    scored = news2_frame(wide.reset_index(drop=True))
+    ok = (scored["status"] == "scored").to_numpy()
+    return pd.DataFrame({"ts": wide.index[ok], "total": scored["total"].to_numpy()[ok].astype("int64"),
+                         "red": scored["red_score"].to_numpy()[ok].astype(bool)}).reset_index(drop=True)
+
+
+SCHEDULE_COLUMNS = ["due", "patient_id", "bed_id", "name", "kind", "what", "status"]
+
+
+def schedule(view: BedsideView, record: PatientRecord, now: datetime, horizon_h: float = 12.0) -> pd.DataFrame:
+    """One patient's schedule for the workstation: doses due within `horizon_h` or overdue, the next
+    observation set (from the NEWS2 band's interval) and pending results (no due time)."""
+    now = utc(now)
+    doses = _doses(record, now, timedelta(hours=horizon_h), timedelta(minutes=30), timedelta(hours=24))
+    rows = [(d.due, "medication", f"{d.medication}" + (f" — {d.dosage_text}" if d.dosage_text else ""), d.status)
+            for d in doses]
+    taken = [r.ts for r in view.latest_vitals]
+    if taken:
+        band = "none"
+        if view.news2_history:
+            band = news2_band(view.news2, False)
+        due = max(taken) + timedelta(minutes=OBS_INTERVAL_MIN[band])
+        rows.append((due, "observations", f"Full set of observations (every {OBS_INTERVAL_MIN[band]} min)",
+                     "overdue" if due < now else "due"))
+    rows += [(None, "result", f"Pending: {p.display}", "pending") for p in view.results_pending]
+    frame = pd.DataFrame(rows, columns=["due", "kind", "what", "status"])
+    frame["due"] = pd.to_datetime(frame["due"], utc=True)
+    return frame.assign(patient_id=view.patient_id, bed_id=view.bed_id, name=view.name)[SCHEDULE_COLUMNS]

@@ -48,6 +48,14 @@ class Settings:
                                                         "doc": "consecutive reads in a new room needed to move a tag there (hysteresis)"})
     raw_read_retention_days: float = field(default=7.0, metadata={"env": "WARDSIGHT_RAW_RETENTION_DAYS",
                                                                   "doc": "raw reads older than this are purged by the retention job"})
+    bedside_dwell_s: float = field(default=5.0, metadata={"env": "WARDSIGHT_BEDSIDE_DWELL_S",
+                                                          "doc": "seconds at a bed before a clinician counts as at the bedside"})
+    bedside_exit_s: float = field(default=8.0, metadata={"env": "WARDSIGHT_BEDSIDE_EXIT_S",
+                                                         "doc": "seconds unseen at a bed before the bedside session ends (no flapping)"})
+    bedside_margin_m: float = field(default=0.5, metadata={"env": "WARDSIGHT_BEDSIDE_MARGIN_M",
+                                                           "doc": "metres around a bed outline that count as at the bed"})
+    fhir_dir: str = field(default=str(SAMPLE_DIR / "fhir"), metadata={"env": "WARDSIGHT_FHIR_DIR",
+                                                                     "doc": "FHIR R4 bundles / bulk NDJSON with the patients' records (the sample is re-based to today)"})
     demo_mode: bool = field(default=True, metadata={"env": "WARDSIGHT_DEMO",
                                                     "doc": "seed demo accounts and show their TOTP secrets (never in production)"})
 

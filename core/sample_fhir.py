@@ -355,6 +355,15 @@ def load_sample(now: datetime, folder: str | Path = SAMPLE_FHIR_DIR,
     return rebase(load(folder), anchor, now)
 
 
+def load_records(folder: str | Path, now: datetime) -> dict[str, PatientRecord]:
+    """The site's patient records: the committed sample folder is re-based to `now` (see
+    SAMPLE_ANCHOR); any other folder (a real export) is loaded as it is."""
+    from core.fhir import load
+    if Path(folder).resolve() == SAMPLE_FHIR_DIR.resolve():
+        return load_sample(now, folder)
+    return load(folder)
+
+
 if __name__ == "__main__":
     import argparse
     from core.config import SAMPLE_DIR

@@ -4,12 +4,15 @@ may see the patient's record (care context), and what the bedside screen shows (
 Session rules [E] (engineering choices, not from a standard):
 - a clinician is *at* a bed when a sample lies inside the bed polygon grown by `margin_m`, or a bed
   antenna read them; overlapping margins go to the nearest bed;
-- a session opens after `dwell_s` of presence at one bed, i.e. reads there with no gap reaching
-  `exit_s` (start = first read there); stray reads at a neighbouring bed do not restart the count;
-- it closes once the clinician has not been seen at that bed for `exit_s` (end = last sample there),
-  or as soon as a session at another bed opens — which needs `dwell_s` there without a read at the
-  current bed in between — so sessions of one clinician never overlap, and dropouts or stray reads
-  shorter than `exit_s` do not split them (no flapping).
+- a session opens after `dwell_s` of presence at one bed — reads there with no gap reaching `exit_s`
+  (start = first read there) — provided that bed holds most of the clinician's at-bed reads of the
+  last `dwell_s` (more than OPEN_SHARE): in a bay, where a clinician stands between two beds and
+  position noise puts some reads at the neighbour, the neighbour never wins on a few stray reads;
+- switching to another bed while a session is open needs `dwell_s` there without a single read at
+  the current bed in between, so a clinician standing on the border of two beds does not flap;
+- a session closes once the clinician has not been seen at that bed for `exit_s` (end = last sample
+  there), or when a session at another bed opens — so sessions of one clinician never overlap, and
+  dropouts or stray reads shorter than `exit_s` do not split them (no flapping).
 Samples away from any bed carry no extra information for these rules and are dropped up front;
 positions are matched to beds with one STRtree query, samples are compressed into runs with numpy,
 and the small state machine walks runs (visits), not samples."""
@@ -29,6 +32,7 @@ from core.fhir.codes import FALL_RISK_CODES
 from core.fhir.model import PatientRecord, Result
 from core.models import utc
 
+OPEN_SHARE = 0.5          # [E] more than half of the at-bed reads over the dwell time
 SESSION_COLUMNS = ["staff_id", "patient_id", "bed_id", "start", "end", "duration_s", "open"]
 _NS = 1_000_000_000
 END_OF_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)   # "history is complete": closes every session
@@ -36,9 +40,15 @@ END_OF_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)   # "history is complete
 
 # ---------------------------------------------------------------- samples → beds
 
-def assign_beds(samples: pd.DataFrame, beds: pd.DataFrame, margin_m: float = 0.5) -> pd.Series:
+def bed_tree(beds: pd.DataFrame, margin_m: float) -> STRtree:
+    """STRtree of the margin-grown bed polygons (build once, query every tick)."""
+    return STRtree(shapely.buffer(np.asarray(beds["geometry"], dtype=object), margin_m))
+
+
+def assign_beds(samples: pd.DataFrame, beds: pd.DataFrame, margin_m: float = 0.5, tree: STRtree | None = None) -> pd.Series:
     """Bed id per sample: an antenna's `bed_id` when present, else the (margin-grown) bed polygon
-    containing (x_m, y_m) on the same floor, nearest bed on overlap; missing when at no bed."""
+    containing (x_m, y_m) on the same floor, nearest bed on overlap; missing when at no bed.
+    `tree`: a prebuilt `bed_tree(beds, margin_m)`."""
     out = pd.Series(pd.NA, index=samples.index, dtype="str")
     if "bed_id" in samples:
         given = samples["bed_id"].astype("str")
@@ -50,7 +60,7 @@ def assign_beds(samples: pd.DataFrame, beds: pd.DataFrame, margin_m: float = 0.5
         return out
     pts = shapely.points(samples["x_m"].to_numpy(float)[need], samples["y_m"].to_numpy(float)[need])
     geoms = np.asarray(beds["geometry"], dtype=object)
-    p_idx, b_idx = STRtree(shapely.buffer(geoms, margin_m)).query(pts, predicate="intersects")
+    p_idx, b_idx = (tree or bed_tree(beds, margin_m)).query(pts, predicate="intersects")
     if "floor_id" in samples and "floor_id" in beds:
         same = samples["floor_id"].to_numpy(object)[need][p_idx] == beds["floor_id"].to_numpy(object)[b_idx]
         p_idx, b_idx = p_idx[same], b_idx[same]
@@ -104,37 +114,47 @@ def _dt(ns: int) -> datetime:
 
 @dataclass
 class _Track:
-    """Per-clinician state: the open session (bed, start, last seen) and candidate visits per bed
-    (first, last seen). A read at the session bed clears the candidates, so switching beds needs
-    `dwell_s` at the new bed without the old one in between (no flapping at a bed border)."""
+    """Per-clinician state: the open session (bed, start, last seen), candidate visits per bed
+    ([first, last seen]) and the recent at-bed runs (time, bed, reads) for the majority rule."""
     bed: str | None = None
     start_ns: int = 0
     last_ns: int = 0
     cands: dict = field(default_factory=dict)
     patient_id: str | None = None
     seen_ns: int = -(2 ** 62)
+    recent: list = field(default_factory=list)
 
-    def close(self, staff: str, closed: list) -> None:
+    def share(self, bed: str, now_ns: int, window_ns: int) -> float:
+        """Fraction of the at-bed reads of the last `window_ns` that were at `bed`."""
+        self.recent = [r for r in self.recent if r[0] >= now_ns - window_ns]
+        total = sum(r[2] for r in self.recent)
+        return sum(r[2] for r in self.recent if r[1] == bed) / max(total, 1)
+
+    def close(self, staff: str, closed: list, until_ns: int | None = None) -> None:
+        """End the open session at its last read — or, when a session elsewhere takes over, no later
+        than that one's start, so one clinician's sessions never overlap."""
         if self.bed is not None:
-            closed.append(Session(staff, self.bed, self.patient_id, _dt(self.start_ns), _dt(self.last_ns)))
+            end = self.last_ns if until_ns is None else max(self.start_ns, min(self.last_ns, until_ns))
+            closed.append(Session(staff, self.bed, self.patient_id, _dt(self.start_ns), _dt(end)))
         self.bed = None
 
-    def feed(self, staff: str, bed: str, first: int, last: int, dwell_ns: int, exit_ns: int,
+    def feed(self, staff: str, bed: str, first: int, last: int, n: int, dwell_ns: int, exit_ns: int,
              patients: Mapping, opened: list, closed: list) -> None:
         self.seen_ns = max(self.seen_ns, last)
+        self.recent.append((last, bed, n))
         if self.bed is not None and first - self.last_ns >= exit_ns:
             self.close(staff, closed)
         if bed == self.bed:
             self.last_ns = last
-            self.cands.clear()
+            self.cands.clear()          # still here: a move elsewhere must show dwell_s without this bed
             return
         cand = self.cands.get(bed)
         if cand is not None and first - cand[1] < exit_ns:
             cand[1] = last                              # same visit: a noisy read elsewhere or a batch edge
         else:
             cand = self.cands[bed] = [first, last]
-        if cand[1] - cand[0] >= dwell_ns:
-            self.close(staff, closed)
+        if cand[1] - cand[0] >= dwell_ns and self.share(bed, last, dwell_ns) > OPEN_SHARE:
+            self.close(staff, closed, until_ns=cand[0])
             self.bed, self.start_ns, self.last_ns = bed, cand[0], cand[1]
             self.patient_id = patients.get(bed)
             self.cands.clear()
@@ -156,13 +176,14 @@ class BedsideTracker:
         self.patients_by_bed = dict(patients_by_bed or {})
         self.dwell_ns, self.exit_ns = int(dwell_s * _NS), int(exit_s * _NS)
         self.tracks: dict[str, _Track] = {}
+        self.tree = bed_tree(beds, margin_m) if beds is not None and len(beds) else None
         self.late_samples = 0       # samples older than what a clinician's track already consumed
 
     def _runs(self, samples: pd.DataFrame) -> pd.DataFrame:
         missing = {"ts", "staff_id"} - set(samples)
         if missing:
             raise InvalidInput(f"bedside samples lack columns {sorted(missing)}")
-        bed = assign_beds(samples, self.beds, self.margin_m)
+        bed = assign_beds(samples, self.beds, self.margin_m, self.tree)
         at = bed.notna().to_numpy()
         t_ns = _ns(samples["ts"])[at]
         staff = samples["staff_id"].astype("str").to_numpy()[at]
@@ -179,7 +200,7 @@ class BedsideTracker:
         closed: list[Session] = []
         for r in self._runs(samples).itertuples(index=False):   # one row per visit run, not per sample
             track = self.tracks.setdefault(r.staff_id, _Track())
-            track.feed(r.staff_id, r.bed_id, r.first_ns, r.last_ns, self.dwell_ns, self.exit_ns,
+            track.feed(r.staff_id, r.bed_id, r.first_ns, r.last_ns, r.n, self.dwell_ns, self.exit_ns,
                        self.patients_by_bed, opened, closed)
         for staff, track in self.tracks.items():
             track.expire(staff, now_ns, self.exit_ns, closed)

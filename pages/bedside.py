@@ -15,8 +15,6 @@ if not user.staff_id:
                "Ask an administrator to link your badge.")
     st.stop()
 
-ui.demo_badge_control(user, state.now())
-
 
 @st.fragment(run_every=1.0)
 def bedside() -> None:
@@ -52,10 +50,14 @@ def away(now, here) -> None:
     seen = badge_status(state.repo(), site, user.staff_id, now, cfg.stale_after_s)
     if here is not None:
         st.info(f"You are at bed {here.bed_id}, which has no patient.")
-    elif not seen.seen:
+    elif not seen.seen and not seen.on_shift:
         st.warning("Your badge is not being seen; you may be off shift "
                    f"({ui.off_shift_text(user.staff_id, now)}). The page switches to a patient when your "
                    "badge is at their bed.", icon=":material/badge:")
+    elif not seen.seen:
+        st.warning("Your badge is not being seen although you are on shift: check that you are wearing it "
+                   "and that it is charged. Until then this page cannot follow you to a bed.",
+                   icon=":material/badge:")
     else:
         st.info("Go to a patient's bed: this page switches to them automatically.", icon=":material/bed:")
     rows, _ = ui.my_patient_rows(user.staff_id, now, ui.variant_for(user.role))
@@ -76,3 +78,4 @@ def not_in_care(here, now) -> None:
 
 
 bedside()
+ui.demo_badge_control(user, state.now())

@@ -50,7 +50,7 @@ def test_doctor_arriving_at_a_bed_gets_the_patient_once_audited_and_walking_away
     at.run()                                             # the fragment's next tick
     shown = texts(at)
     assert not at.exception and patient["name"] in shown and f"bed **{patient.bed_id}**" in shown
-    assert "NEWS2" in shown and "Medications due" in shown and "Nursing tasks" not in shown
+    assert "NEWS2" in shown and "Medications: next 2 h and overdue" in shown and "Nursing tasks" not in shown
     at.run()
     at.run()                                             # still at the bed: no second audit row
     views = _views(repo, me, patient.patient_id)

@@ -21,7 +21,6 @@ from ui.auth import DEMO_STAFF
 
 NURSE_ROLES = ("nurse", "charge_nurse")
 RECORDS_TTL_S = 6 * 3600       # the sample is re-based to "now" again after this (a demo left running for days)
-SEVERITY_ICON = {"urgent": "🔴", "warn": "🟠", "info": "🔵"}
 _PUMP_LOCK = threading.Lock()
 
 
@@ -165,6 +164,10 @@ def demo_badge_control(user, now: datetime) -> None:
 
 
 # ---------------------------------------------------------------- drawing a patient
+# Material icons and coloured badges rather than emoji: they render on every tablet and in headless
+# browsers, and colour is never the only cue (each line also says OVERDUE / URGENT / NEW in words).
+SEVERITY_MARK = {"urgent": ":red[:material/error:]", "warn": ":orange[:material/warning:]", "info": ":blue[:material/info:]"}
+
 
 def _age_sex(view: BedsideView) -> str:
     age = f"{view.age_years} y" if view.age_years is not None else "age unknown"
@@ -174,7 +177,7 @@ def _age_sex(view: BedsideView) -> str:
 def patient_header(view: BedsideView, access_note: str | None = None) -> None:
     st.markdown(f"## {view.name}")
     st.markdown(f"**{_age_sex(view)}** · MRN **{view.mrn}** · bed **{view.bed_id or '—'}**"
-                + (f" · {access_note}" if access_note else ""))
+                + (f" · :orange-badge[{access_note}]" if access_note else ""))
     allergy_banner(view)
 
 
@@ -198,10 +201,10 @@ def allergy_banner(view: BedsideView) -> None:
 
 def reminders_block(view: BedsideView) -> None:
     shown = [r for r in view.reminders if r.kind != "allergy"]      # allergies have their own banner
-    if not shown:
-        return
-    for r in sorted(shown, key=lambda r: {"urgent": 0, "warn": 1}.get(r.severity, 2)):
-        st.markdown(f"{SEVERITY_ICON.get(r.severity, '•')} {r.text}")
+    order = {"urgent": 0, "warn": 1}
+    lines = [f"{SEVERITY_MARK.get(r.severity, '•')} {r.text}" for r in sorted(shown, key=lambda r: order.get(r.severity, 2))]
+    if lines:
+        st.markdown("  \n".join(lines))
 
 
 def _when(ts) -> str:
@@ -215,48 +218,23 @@ def _local(ts) -> str:
 
 
 def meds_block(view: BedsideView) -> None:
-    st.markdown("#### Medications due (next 2 h) or overdue")
+    st.markdown("##### Medications: next 2 h and overdue")
     if not view.meds_due:
         st.caption("Nothing due in the next 2 hours.")
         return
+    lines = []
     for d in view.meds_due:
-        tag = "🔴 **OVERDUE**" if d.status == "overdue" else "🕑 due"
-        st.markdown(f"{tag} {_when(d.due)} — **{d.medication}**" + (f"  \n{d.dosage_text}" if d.dosage_text else ""))
+        tag = f":red-badge[OVERDUE {_when(d.due)}]" if d.status == "overdue" else f":blue-badge[due {_when(d.due)}]"
+        lines.append(f"{tag} **{d.medication}**" + (f" — {d.dosage_text}" if d.dosage_text else ""))
+    st.markdown("  \n".join(lines))
 
 
 def problems_block(view: BedsideView) -> None:
-    st.markdown("#### Active problems")
+    st.markdown("##### Active problems")
     if not view.problems:
         st.caption("No active problems recorded.")
-    for c in view.problems:
-        st.markdown(f"- {c.display}")
-
-
-VITAL_LABELS = {"resp_rate_per_min": "RR", "spo2_pct": "SpO₂", "inspired_o2_pct": "O₂", "sbp_mmhg": "BP",
-                "pulse_per_min": "Pulse", "temp_c": "Temp", "consciousness": "ACVPU", "glucose_mmol_l": "Glucose"}
-
-
-def vitals_block(view: BedsideView, now: datetime) -> None:
-    st.markdown("#### Latest vitals")
-    if not view.latest_vitals:
-        st.caption("No observations recorded.")
         return
-    latest = {v.name: v for v in view.latest_vitals}
-    taken = max(v.ts for v in view.latest_vitals)
-    ago = int((now - taken).total_seconds() // 60)
-    news = "—" if view.news2 is None else str(view.news2)
-    cols = st.columns(4)
-    cols[0].metric("NEWS2", news)
-    bp = f"{latest['sbp_mmhg'].value:.0f}/{latest['dbp_mmhg'].value:.0f}" if "sbp_mmhg" in latest and "dbp_mmhg" in latest else "—"
-    cols[1].metric("BP mmHg", bp)
-    cols[2].metric("Pulse /min", _num(latest.get("pulse_per_min")))
-    cols[3].metric("SpO₂ %", _num(latest.get("spo2_pct")))
-    rest = [f"{VITAL_LABELS[n]} {_num(latest[n])}{' ' + (latest[n].unit or '') if n != 'consciousness' else ''}"
-            for n in ("resp_rate_per_min", "temp_c", "inspired_o2_pct", "consciousness") if n in latest]
-    st.caption(" · ".join(rest) + f" · taken {_local(taken)} ({ago} min ago)")
-    if len(view.news2_history) > 1:
-        st.plotly_chart(news2_chart(view), width="stretch", config={"displayModeBar": False},
-                        key=f"news2_{view.patient_id}")
+    st.markdown("  \n".join(f"• {c.display}" for c in view.problems))
 
 
 def _num(v) -> str:
@@ -267,47 +245,83 @@ def _num(v) -> str:
     return f"{v.value:.1f}" if v.name == "temp_c" else f"{v.value:.0f}"
 
 
+def vitals_block(view: BedsideView, now: datetime) -> None:
+    st.markdown("##### Latest vitals and NEWS2")
+    if not view.latest_vitals:
+        st.caption("No observations recorded.")
+        return
+    v = {x.name: x for x in view.latest_vitals}
+    taken = max(x.ts for x in view.latest_vitals)
+    ago = int((now - taken).total_seconds() // 60)
+    left, right = st.columns([2, 3], vertical_alignment="top")
+    with left:
+        band = news2_band_label(view.news2)
+        st.metric("NEWS2", "—" if view.news2 is None else view.news2, band, delta_color="off" if band == "low" else "inverse",
+                  delta_arrow="off")
+        o2 = f" on O₂ {_num(v['inspired_o2_pct'])} %" if "inspired_o2_pct" in v else " on air"
+        st.markdown(f"BP **{_num(v.get('sbp_mmhg'))}/{_num(v.get('dbp_mmhg'))}** · pulse **{_num(v.get('pulse_per_min'))}**  \n"
+                    f"SpO₂ **{_num(v.get('spo2_pct'))} %**{o2}  \n"
+                    f"RR **{_num(v.get('resp_rate_per_min'))}** · temp **{_num(v.get('temp_c'))} °C** · "
+                    f"ACVPU **{_num(v.get('consciousness'))}**")
+        st.caption(f"taken {_when(taken)} ({ago} min ago)")
+    with right:
+        if len(view.news2_history) > 1:
+            st.plotly_chart(news2_chart(view), width="stretch", config={"displayModeBar": False, "staticPlot": True},
+                            key=f"news2_{view.patient_id}")
+
+
+def news2_band_label(total: int | None) -> str:
+    # RCP NEWS2 Chart 3 bands (standards.md 1.2): 0-4 low, 5-6 medium, >=7 high
+    if total is None:
+        return "no score"
+    return "high" if total >= 7 else "medium" if total >= 5 else "low"
+
+
 def news2_chart(view: BedsideView) -> go.Figure:
     ts = [state.local(t) for t, _ in view.news2_history]
     tot = [s for _, s in view.news2_history]
+    top = max(8, max(tot) + 1)
     fig = go.Figure(go.Scatter(x=ts, y=tot, mode="lines+markers", line=dict(color="#0072B2", width=2),
-                               marker=dict(size=6), name="NEWS2", hovertemplate="%{x|%H:%M} NEWS2 %{y}<extra></extra>"))
+                               marker=dict(size=5), name="NEWS2"))
     # NEWS2 bands: 5-6 medium, >=7 high (RCP NEWS2 Chart 3, standards.md 1.2)
-    fig.add_hrect(y0=4.5, y1=6.5, fillcolor="#E69F00", opacity=0.15, line_width=0)
-    fig.add_hrect(y0=6.5, y1=max(20, max(tot) + 1), fillcolor="#D55E00", opacity=0.15, line_width=0)
-    fig.update_layout(height=150, margin=dict(l=4, r=4, t=4, b=4), showlegend=False, plot_bgcolor="white",
-                      yaxis=dict(range=[-0.5, max(8, max(tot) + 1)], title=None, dtick=2, gridcolor="#eee"),
-                      xaxis=dict(title=None, tickformat="%H:%M", gridcolor="#eee"))
+    fig.add_hrect(y0=4.5, y1=6.5, fillcolor="#E69F00", opacity=0.18, line_width=0)
+    fig.add_hrect(y0=6.5, y1=top, fillcolor="#D55E00", opacity=0.18, line_width=0)
+    fig.update_layout(height=170, margin=dict(l=4, r=4, t=22, b=4), showlegend=False, plot_bgcolor="white",
+                      title=dict(text="NEWS2, last 24 h", font=dict(size=12), x=0, y=0.98),
+                      yaxis=dict(range=[-0.5, top], title=None, dtick=2, gridcolor="#eee"),
+                      xaxis=dict(title=None, tickformat="%H:%M", gridcolor="#eee", nticks=5))
     return fig
 
 
 def results_block(view: BedsideView, last_visit: datetime | None = None) -> None:
     since = f"since your last visit ({_when(last_visit)})" if last_visit else "in the last 24 h"
-    st.markdown(f"#### Results — new {since}")
-    if not view.results_new:
+    st.markdown(f"##### Results {since}")
+    if view.results_new:
+        st.markdown("  \n".join(f":green-badge[NEW {_when(r.issued)}] {r.display}"
+                                 + (f" — {r.conclusion}" if r.conclusion else "") for r in view.results_new))
+    else:
         st.caption("No new results.")
-    for r in view.results_new:
-        st.markdown(f"🆕 **{r.display}** ({r.status}, {_when(r.issued)})" + (f"  \n{r.conclusion}" if r.conclusion else ""))
-    st.markdown("#### Pending")
+    st.markdown("##### Pending")
     if not view.results_pending:
         st.caption("Nothing pending.")
-    for p in view.results_pending:
-        urgent = getattr(p, "priority", None) in ("urgent", "stat", "asap")
-        st.markdown(f"{'⏳ **URGENT** ' if urgent else '⏳ '}{p.display}")
+        return
+    st.markdown("  \n".join((":red-badge[URGENT] " if getattr(p, "priority", None) in ("urgent", "stat", "asap")
+                              else ":gray-badge[pending] ") + p.display for p in view.results_pending))
 
 
 def alarms_block(patient_id: str) -> None:
     alarms = patient_alarms(patient_id)
     if not alarms:
         return
-    st.markdown("#### Active alarms")
-    for a in sorted(alarms, key=lambda a: {"high": 0, "medium": 1}.get(a.priority, 2)):
-        icon = {"high": "🔴", "medium": "🟠"}.get(a.priority, "🟡")
-        st.markdown(f"{icon} **{a.priority.upper()}** {a.message} · {a.state.replace('_', ' ')} since {_local(a.raised_at)}")
+    colour = {"high": "red", "medium": "orange"}
+    st.markdown("##### Active alarms")
+    st.markdown("  \n".join(f":{colour.get(a.priority, 'gray')}-badge[{a.priority.upper()}] {a.message} · "
+                             f"{a.state.replace('_', ' ')} since {_when(a.raised_at)}"
+                             for a in sorted(alarms, key=lambda a: {"high": 0, "medium": 1}.get(a.priority, 2))))
 
 
 def nursing_block(view: BedsideView) -> None:
-    st.markdown("#### Nursing tasks")
+    st.markdown("##### Nursing tasks")
     if not view.nursing_tasks:
         st.caption("No tasks due now.")
     for t in view.nursing_tasks:
@@ -315,17 +329,17 @@ def nursing_block(view: BedsideView) -> None:
 
 
 def patient_view(view: BedsideView, now: datetime, last_visit: datetime | None = None) -> None:
-    """The whole patient at a glance; the nurse variant puts tasks and due observations first."""
-    left, right = st.columns([1, 1], gap="medium")
+    """The whole patient at a glance, most urgent first; the nurse variant starts with the tasks."""
+    reminders_block(view)
+    alarms_block(view.patient_id)
+    if view.variant == "nurse":
+        nursing_block(view)
+    vitals_block(view, now)
+    left, right = st.columns(2, gap="medium")
     with left:
-        reminders_block(view)
-        if view.variant == "nurse":
-            nursing_block(view)
         meds_block(view)
         problems_block(view)
     with right:
-        vitals_block(view, now)
-        alarms_block(view.patient_id)
         results_block(view, last_visit)
 
 
@@ -339,13 +353,13 @@ def my_patient_rows(staff_id: str, now: datetime, variant: str) -> tuple[pd.Data
         view, rec = view_for(r.patient_id, now, variant, bed_id=r.bed_id)
         if view is None:
             rows.append({"bed": r.bed_id, "patient": r.name, "patient_id": r.patient_id, "NEWS2": None,
-                         "allergies": "record not found", "due / overdue": "", "pending": 0})
+                         "meds ≤2 h": "", "pending": 0, "allergies": "record not found"})
             continue
         over = sum(d.status == "overdue" for d in view.meds_due)
         rows.append({"bed": r.bed_id, "patient": view.name, "patient_id": r.patient_id, "NEWS2": view.news2,
-                     "allergies": ("⚠ HIGH: " if view.high_risk_allergy else "") + ", ".join(a.display for a in view.allergies),
-                     "due / overdue": f"{len(view.meds_due)} due" + (f", {over} OVERDUE" if over else ""),
-                     "pending": len(view.results_pending)})
+                     "meds ≤2 h": f"{len(view.meds_due) - over}" + (f" +{over} OVERDUE" if over else ""),
+                     "pending": len(view.results_pending),
+                     "allergies": ("HIGH RISK: " if view.high_risk_allergy else "") + ", ".join(a.display for a in view.allergies)})
         plans.append(schedule(view, rec, now))
     plan = pd.concat(plans, ignore_index=True) if plans else pd.DataFrame(columns=["due", "bed_id", "name", "kind", "what", "status"])
     return pd.DataFrame(rows), plan
@@ -355,8 +369,10 @@ def patients_table(rows: pd.DataFrame, height: int | None = None) -> None:
     if rows.empty:
         return
     st.dataframe(rows.drop(columns=["patient_id"]), hide_index=True, width="stretch", height=height or "auto",
-                 column_config={"NEWS2": st.column_config.NumberColumn("NEWS2", format="%d"),
-                                "allergies": st.column_config.TextColumn("Allergies", width="medium")})
+                 column_config={"bed": st.column_config.TextColumn("bed", width="small"),
+                                "NEWS2": st.column_config.NumberColumn("NEWS2", format="%d", width="small"),
+                                "pending": st.column_config.NumberColumn("pending", width="small"),
+                                "allergies": st.column_config.TextColumn("allergies", width="medium")})
 
 
 def schedule_table(plan: pd.DataFrame, now: datetime, hours: float = 12.0) -> None:
@@ -367,11 +383,14 @@ def schedule_table(plan: pd.DataFrame, now: datetime, hours: float = 12.0) -> No
     timed = plan[plan["due"].notna() & (plan["due"] <= horizon)].sort_values("due")
     pending = plan[plan["due"].isna()]
     shown = pd.concat([timed, pending], ignore_index=True)
-    order = {"overdue": "🔴 overdue", "due": "🕑 due", "pending": "⏳ pending"}
+    order = {"overdue": "OVERDUE", "due": "due", "pending": "pending"}
     st.dataframe(pd.DataFrame({
-        "time": shown["due"].map(lambda t: "" if pd.isna(t) else _local(t)),
-        "bed": shown["bed_id"], "patient": shown["name"], "what": shown["what"],
-        "status": shown["status"].map(order)}), hide_index=True, width="stretch")
+        "time": shown["due"].map(lambda t: "" if pd.isna(t) else _when(t)),
+        "status": shown["status"].map(order), "bed": shown["bed_id"], "patient": shown["name"],
+        "what": shown["what"]}), hide_index=True, width="stretch",
+        column_config={"time": st.column_config.TextColumn("time", width="small"),
+                       "status": st.column_config.TextColumn("status", width="small"),
+                       "bed": st.column_config.TextColumn("bed", width="small")})
 
 
 def off_shift_text(staff_id: str, now: datetime) -> str:

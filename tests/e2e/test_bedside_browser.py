@@ -94,8 +94,15 @@ def sign_in(page, url: str, username: str) -> None:
 
 
 def open_page(page, title: str) -> None:
-    """Navigate inside the signed-in session (a new URL would start a new, signed-out session)."""
+    """Navigate inside the signed-in session (a new URL would start a new, signed-out session); on a
+    narrow screen the sidebar is collapsed and has to be opened first."""
+    expand = page.get_by_test_id("stExpandSidebarButton")
+    narrow = expand.is_visible()
+    if narrow:
+        expand.click()
     page.get_by_role("link", name=title).click()
+    if narrow:                                       # give the tablet its full width back
+        page.get_by_test_id("stSidebarCollapseButton").locator("button").click()
 
 
 class Feed:

@@ -149,3 +149,22 @@ def test_pages_refuse_other_roles_and_unlinked_accounts(app_db, page):
     assert "You do not have access to this page." in texts(page_alone(page, "pharmacist"))
     at = page_alone(page, "doctor")                                  # an account without a staff badge
     assert not at.exception and "not linked" in texts(at)
+
+
+def test_demo_control_walks_my_badge_to_a_bed_through_the_pages_own_pipeline(app_db, repo):
+    import time
+    at = app_as("charge_nurse", "pages/bedside.py", staff_id="S001")
+    bed = at.selectbox(key="demo_bed").value
+    patient = sample_site().patients.set_index("bed_id").loc[bed]
+    next(b for b in at.button if b.label.startswith("Simulate my badge")).click().run()
+    deadline = time.monotonic() + 20
+    while f"{patient.given} {patient.family}" not in texts(at) and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()                                    # each run is a fragment tick: the page pumps its pipeline
+    assert f"{patient.given} {patient.family}" in texts(at) and "Nursing tasks" in texts(at)
+    next(b for b in at.button if b.label == "Walk away").click().run()
+    deadline = time.monotonic() + 20
+    while "My patients" not in texts(at) and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    assert "My patients" in texts(at)

@@ -4,12 +4,15 @@ may see the patient's record (care context), and what the bedside screen shows (
 Session rules [E] (engineering choices, not from a standard):
 - a clinician is *at* a bed when a sample lies inside the bed polygon grown by `margin_m`, or a bed
   antenna read them; overlapping margins go to the nearest bed;
-- a session opens after `dwell_s` of presence at one bed, i.e. reads there with no gap reaching
-  `exit_s` (start = first read there); stray reads at a neighbouring bed do not restart the count;
-- it closes once the clinician has not been seen at that bed for `exit_s` (end = last sample there),
-  or as soon as a session at another bed opens — which needs `dwell_s` there without a read at the
-  current bed in between — so sessions of one clinician never overlap, and dropouts or stray reads
-  shorter than `exit_s` do not split them (no flapping).
+- a session opens after `dwell_s` of presence at one bed — reads there with no gap reaching `exit_s`
+  (start = first read there) — provided that bed holds most of the clinician's at-bed reads of the
+  last `dwell_s` (more than OPEN_SHARE): in a bay, where a clinician stands between two beds and
+  position noise puts some reads at the neighbour, the neighbour never wins on a few stray reads;
+- switching to another bed while a session is open needs `dwell_s` there without a single read at
+  the current bed in between, so a clinician standing on the border of two beds does not flap;
+- a session closes once the clinician has not been seen at that bed for `exit_s` (end = last sample
+  there), or when a session at another bed opens — so sessions of one clinician never overlap, and
+  dropouts or stray reads shorter than `exit_s` do not split them (no flapping).
 Samples away from any bed carry no extra information for these rules and are dropped up front;
 positions are matched to beds with one STRtree query, samples are compressed into runs with numpy,
 and the small state machine walks runs (visits), not samples."""
@@ -29,6 +32,7 @@ from core.fhir.codes import FALL_RISK_CODES
 from core.fhir.model import PatientRecord, Result
 from core.models import utc
 
+OPEN_SHARE = 0.5          # [E] more than half of the at-bed reads over the dwell time
 SESSION_COLUMNS = ["staff_id", "patient_id", "bed_id", "start", "end", "duration_s", "open"]
 _NS = 1_000_000_000
 END_OF_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)   # "history is complete": closes every session
@@ -36,9 +40,15 @@ END_OF_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)   # "history is complete
 
 # ---------------------------------------------------------------- samples → beds
 
-def assign_beds(samples: pd.DataFrame, beds: pd.DataFrame, margin_m: float = 0.5) -> pd.Series:
+def bed_tree(beds: pd.DataFrame, margin_m: float) -> STRtree:
+    """STRtree of the margin-grown bed polygons (build once, query every tick)."""
+    return STRtree(shapely.buffer(np.asarray(beds["geometry"], dtype=object), margin_m))
+
+
+def assign_beds(samples: pd.DataFrame, beds: pd.DataFrame, margin_m: float = 0.5, tree: STRtree | None = None) -> pd.Series:
     """Bed id per sample: an antenna's `bed_id` when present, else the (margin-grown) bed polygon
-    containing (x_m, y_m) on the same floor, nearest bed on overlap; missing when at no bed."""
+    containing (x_m, y_m) on the same floor, nearest bed on overlap; missing when at no bed.
+    `tree`: a prebuilt `bed_tree(beds, margin_m)`."""
     out = pd.Series(pd.NA, index=samples.index, dtype="str")
     if "bed_id" in samples:
         given = samples["bed_id"].astype("str")
@@ -50,7 +60,7 @@ def assign_beds(samples: pd.DataFrame, beds: pd.DataFrame, margin_m: float = 0.5
         return out
     pts = shapely.points(samples["x_m"].to_numpy(float)[need], samples["y_m"].to_numpy(float)[need])
     geoms = np.asarray(beds["geometry"], dtype=object)
-    p_idx, b_idx = STRtree(shapely.buffer(geoms, margin_m)).query(pts, predicate="intersects")
+    p_idx, b_idx = (tree or bed_tree(beds, margin_m)).query(pts, predicate="intersects")
     if "floor_id" in samples and "floor_id" in beds:
         same = samples["floor_id"].to_numpy(object)[need][p_idx] == beds["floor_id"].to_numpy(object)[b_idx]
         p_idx, b_idx = p_idx[same], b_idx[same]
@@ -99,42 +109,52 @@ class Session:
 
 
 def _dt(ns: int) -> datetime:
-    return pd.Timestamp(int(ns), tz="UTC").to_pydatetime()
+    return datetime.fromtimestamp(int(ns) // 1000 / 1e6, tz=timezone.utc)   # datetimes hold microseconds
 
 
 @dataclass
 class _Track:
-    """Per-clinician state: the open session (bed, start, last seen) and candidate visits per bed
-    (first, last seen). A read at the session bed clears the candidates, so switching beds needs
-    `dwell_s` at the new bed without the old one in between (no flapping at a bed border)."""
+    """Per-clinician state: the open session (bed, start, last seen), candidate visits per bed
+    ([first, last seen]) and the recent at-bed runs (time, bed, reads) for the majority rule."""
     bed: str | None = None
     start_ns: int = 0
     last_ns: int = 0
     cands: dict = field(default_factory=dict)
     patient_id: str | None = None
     seen_ns: int = -(2 ** 62)
+    recent: list = field(default_factory=list)
 
-    def close(self, staff: str, closed: list) -> None:
+    def share(self, bed: str, now_ns: int, window_ns: int) -> float:
+        """Fraction of the at-bed reads of the last `window_ns` that were at `bed`."""
+        self.recent = [r for r in self.recent if r[0] >= now_ns - window_ns]
+        total = sum(r[2] for r in self.recent)
+        return sum(r[2] for r in self.recent if r[1] == bed) / max(total, 1)
+
+    def close(self, staff: str, closed: list, until_ns: int | None = None) -> None:
+        """End the open session at its last read — or, when a session elsewhere takes over, no later
+        than that one's start, so one clinician's sessions never overlap."""
         if self.bed is not None:
-            closed.append(Session(staff, self.bed, self.patient_id, _dt(self.start_ns), _dt(self.last_ns)))
+            end = self.last_ns if until_ns is None else max(self.start_ns, min(self.last_ns, until_ns))
+            closed.append(Session(staff, self.bed, self.patient_id, _dt(self.start_ns), _dt(end)))
         self.bed = None
 
-    def feed(self, staff: str, bed: str, first: int, last: int, dwell_ns: int, exit_ns: int,
+    def feed(self, staff: str, bed: str, first: int, last: int, n: int, dwell_ns: int, exit_ns: int,
              patients: Mapping, opened: list, closed: list) -> None:
         self.seen_ns = max(self.seen_ns, last)
+        self.recent.append((last, bed, n))
         if self.bed is not None and first - self.last_ns >= exit_ns:
             self.close(staff, closed)
         if bed == self.bed:
             self.last_ns = last
-            self.cands.clear()
+            self.cands.clear()          # still here: a move elsewhere must show dwell_s without this bed
             return
         cand = self.cands.get(bed)
         if cand is not None and first - cand[1] < exit_ns:
             cand[1] = last                              # same visit: a noisy read elsewhere or a batch edge
         else:
             cand = self.cands[bed] = [first, last]
-        if cand[1] - cand[0] >= dwell_ns:
-            self.close(staff, closed)
+        if cand[1] - cand[0] >= dwell_ns and self.share(bed, last, dwell_ns) > OPEN_SHARE:
+            self.close(staff, closed, until_ns=cand[0])
             self.bed, self.start_ns, self.last_ns = bed, cand[0], cand[1]
             self.patient_id = patients.get(bed)
             self.cands.clear()
@@ -156,13 +176,14 @@ class BedsideTracker:
         self.patients_by_bed = dict(patients_by_bed or {})
         self.dwell_ns, self.exit_ns = int(dwell_s * _NS), int(exit_s * _NS)
         self.tracks: dict[str, _Track] = {}
+        self.tree = bed_tree(beds, margin_m) if beds is not None and len(beds) else None
         self.late_samples = 0       # samples older than what a clinician's track already consumed
 
     def _runs(self, samples: pd.DataFrame) -> pd.DataFrame:
         missing = {"ts", "staff_id"} - set(samples)
         if missing:
             raise InvalidInput(f"bedside samples lack columns {sorted(missing)}")
-        bed = assign_beds(samples, self.beds, self.margin_m)
+        bed = assign_beds(samples, self.beds, self.margin_m, self.tree)
         at = bed.notna().to_numpy()
         t_ns = _ns(samples["ts"])[at]
         staff = samples["staff_id"].astype("str").to_numpy()[at]
@@ -179,7 +200,7 @@ class BedsideTracker:
         closed: list[Session] = []
         for r in self._runs(samples).itertuples(index=False):   # one row per visit run, not per sample
             track = self.tracks.setdefault(r.staff_id, _Track())
-            track.feed(r.staff_id, r.bed_id, r.first_ns, r.last_ns, self.dwell_ns, self.exit_ns,
+            track.feed(r.staff_id, r.bed_id, r.first_ns, r.last_ns, r.n, self.dwell_ns, self.exit_ns,
                        self.patients_by_bed, opened, closed)
         for staff, track in self.tracks.items():
             track.expire(staff, now_ns, self.exit_ns, closed)
@@ -462,3 +483,56 @@ def build_bedside_view(record: PatientRecord, now: datetime, last_visit: datetim
         results_new=new_results, results_pending=pending, meds_due=tuple(doses), reminders=tuple(reminders),
         nursing_tasks=_nursing_tasks(doses, reminders, pending, fall) if variant == "nurse" else (),
         variant=variant, since=since)
+
+
+# ---------------------------------------------------------------- NEWS2 from FHIR vitals, schedule
+
+# tidy vital name (core.fhir.codes.VITALS) → core.alarms.vitals.news2_frame input column
+NEWS2_INPUTS = {"resp_rate_per_min": "resp_rate", "spo2_pct": "spo2", "sbp_mmhg": "systolic_bp",
+                "pulse_per_min": "pulse", "temp_c": "temp_c"}
+ROOM_AIR_O2_PCT = 21.0     # FiO2 of room air; an inspired O2 above it means supplemental oxygen (NEWS2 "oxygen")
+
+
+def news2_from_vitals(vitals: pd.DataFrame) -> pd.DataFrame:
+    """Score each observation set (rows sharing a timestamp) of a tidy FHIR vitals frame with
+    `core.alarms.vitals.news2_frame`. A set without an inspired-O2 reading counts as on air [E]
+    (the sample charts record O2 only while it is given). Returns ts, total, red for scored sets."""
+    from core.alarms.vitals import news2_frame
+    v = vitals[vitals["name"].isin(list(NEWS2_INPUTS) + ["consciousness", "inspired_o2_pct"])]
+    if v.empty:
+        return pd.DataFrame({"ts": pd.to_datetime([], utc=True), "total": pd.Series([], dtype="int64"),
+                             "red": pd.Series([], dtype="bool")})
+    num = v.pivot_table(index="ts", columns="name", values="value", aggfunc="last")
+    text = v[v["name"] == "consciousness"].drop_duplicates("ts", keep="last").set_index("ts")["value_text"]
+    wide = num.rename(columns=NEWS2_INPUTS).reindex(columns=list(NEWS2_INPUTS.values()))
+    wide["consciousness"] = text.reindex(wide.index)
+    o2 = num["inspired_o2_pct"] if "inspired_o2_pct" in num else pd.Series(np.nan, index=num.index)
+    wide["on_oxygen"] = (o2 > ROOM_AIR_O2_PCT).astype(object)
+    scored = news2_frame(wide.reset_index(drop=True))
+    ok = (scored["status"] == "scored").to_numpy()
+    return pd.DataFrame({"ts": wide.index[ok], "total": scored["total"].to_numpy()[ok].astype("int64"),
+                         "red": scored["red_score"].to_numpy()[ok].astype(bool)}).reset_index(drop=True)
+
+
+SCHEDULE_COLUMNS = ["due", "patient_id", "bed_id", "name", "kind", "what", "status"]
+
+
+def schedule(view: BedsideView, record: PatientRecord, now: datetime, horizon_h: float = 12.0) -> pd.DataFrame:
+    """One patient's schedule for the workstation: doses due within `horizon_h` or overdue, the next
+    observation set (from the NEWS2 band's interval) and pending results (no due time)."""
+    now = utc(now)
+    doses = _doses(record, now, timedelta(hours=horizon_h), timedelta(minutes=30), timedelta(hours=24))
+    rows = [(d.due, "medication", f"{d.medication}" + (f" — {d.dosage_text}" if d.dosage_text else ""), d.status)
+            for d in doses]
+    taken = [r.ts for r in view.latest_vitals]
+    if taken:
+        band = "none"
+        if view.news2_history:
+            band = news2_band(view.news2, False)
+        due = max(taken) + timedelta(minutes=OBS_INTERVAL_MIN[band])
+        rows.append((due, "observations", f"Full set of observations (every {OBS_INTERVAL_MIN[band]} min)",
+                     "overdue" if due < now else "due"))
+    rows += [(None, "result", f"Pending: {p.display}", "pending") for p in view.results_pending]
+    frame = pd.DataFrame(rows, columns=["due", "kind", "what", "status"])
+    frame["due"] = pd.to_datetime(frame["due"], utc=True)
+    return frame.assign(patient_id=view.patient_id, bed_id=view.bed_id, name=view.name)[SCHEDULE_COLUMNS]

@@ -72,6 +72,14 @@ class Settings:
                                                             "doc": "a reader antenna without reads this long is listed as silent (infrastructure page)"})
     low_battery_pct: float = field(default=20.0, metadata={"env": "WARDSIGHT_LOW_BATTERY_PCT",
                                                            "doc": "tags reporting a battery below this are listed for replacement"})
+    bedside_dwell_s: float = field(default=5.0, metadata={"env": "WARDSIGHT_BEDSIDE_DWELL_S",
+                                                          "doc": "seconds at a bed before a clinician counts as at the bedside"})
+    bedside_exit_s: float = field(default=8.0, metadata={"env": "WARDSIGHT_BEDSIDE_EXIT_S",
+                                                         "doc": "seconds unseen at a bed before the bedside session ends (no flapping)"})
+    bedside_margin_m: float = field(default=0.5, metadata={"env": "WARDSIGHT_BEDSIDE_MARGIN_M",
+                                                           "doc": "metres around a bed outline that count as at the bed"})
+    fhir_dir: str = field(default=str(SAMPLE_DIR / "fhir"), metadata={"env": "WARDSIGHT_FHIR_DIR",
+                                                                     "doc": "FHIR R4 bundles / bulk NDJSON with the patients' records (the sample is re-based to today)"})
     demo_mode: bool = field(default=True, metadata={"env": "WARDSIGHT_DEMO",
                                                     "doc": "seed demo accounts and show their TOTP secrets (never in production)"})
 

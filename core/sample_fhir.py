@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from datetime import datetime, timedelta
+from dataclasses import fields, is_dataclass, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -25,6 +26,7 @@ import orjson
 
 from core.errors import InvalidInput
 from core.fhir.codes import LOINC, SNOMED, V2_0203
+from core.fhir.model import PatientRecord
 from core.models import utc
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -300,3 +302,75 @@ def write_bundles(patients: Iterable[Mapping], out_dir: str | Path, now: datetim
         path.write_bytes(orjson.dumps(doc))
         paths.append(path)
     return paths
+
+
+# ---------------------------------------------------------------- committed sample + re-basing
+
+# The committed bundles in sample_data/fhir are generated as if "now" were SAMPLE_ANCHOR (also written
+# as each Bundle.timestamp). `load_sample` shifts every time by (now - anchor), so whenever the demo
+# runs the vitals cover the last 24 h, doses fall due in the next hours and results are recent.
+SAMPLE_ANCHOR = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+SAMPLE_SEED = 20260115
+SAMPLE_FHIR_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "fhir"
+
+
+def write_sample(patients_csv: str | Path, out_dir: str | Path = SAMPLE_FHIR_DIR,
+                 anchor: datetime = SAMPLE_ANCHOR, seed: int = SAMPLE_SEED) -> list[Path]:
+    """Regenerate the committed sample: one transaction Bundle per row of `patients_csv`."""
+    import csv
+    with open(patients_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = Path(out_dir)
+    for old in out.glob("*.json"):          # a patient removed from the CSV must not linger
+        old.unlink()
+    paths = write_bundles(rows, out, anchor, seed)
+    for path in paths:                       # stamp the anchor so a reader can see what "now" was
+        doc = orjson.loads(path.read_bytes())
+        path.write_bytes(orjson.dumps({"resourceType": "Bundle", "timestamp": _iso(utc(anchor)),
+                                       **{k: v for k, v in doc.items() if k != "resourceType"}}))
+    return paths
+
+
+def _shift(value, delta: timedelta):
+    if isinstance(value, datetime):
+        return value + delta
+    if isinstance(value, tuple):
+        return tuple(_shift(v, delta) for v in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        changed = {f.name: _shift(getattr(value, f.name), delta) for f in fields(value)}
+        return replace(value, **changed)
+    return value          # dates (birth dates), strings, numbers: not moved
+
+
+def rebase(records: Mapping[str, PatientRecord], anchor: datetime, now: datetime) -> dict[str, PatientRecord]:
+    """Move every datetime in `records` by (now - anchor); birth dates stay (ages stay true)."""
+    delta = utc(now) - utc(anchor)
+    return {pid: _shift(rec, delta) for pid, rec in records.items()}
+
+
+def load_sample(now: datetime, folder: str | Path = SAMPLE_FHIR_DIR,
+                anchor: datetime = SAMPLE_ANCHOR) -> dict[str, PatientRecord]:
+    """The committed sample records, re-based so that the anchor becomes `now`."""
+    from core.fhir import load
+    return rebase(load(folder), anchor, now)
+
+
+def load_records(folder: str | Path, now: datetime) -> dict[str, PatientRecord]:
+    """The site's patient records: the committed sample folder is re-based to `now` (see
+    SAMPLE_ANCHOR); any other folder (a real export) is loaded as it is."""
+    from core.fhir import load
+    if Path(folder).resolve() == SAMPLE_FHIR_DIR.resolve():
+        return load_sample(now, folder)
+    return load(folder)
+
+
+if __name__ == "__main__":
+    import argparse
+    from core.config import SAMPLE_DIR
+    ap = argparse.ArgumentParser(description="Regenerate sample_data/fhir from sample_data/patients.csv")
+    ap.add_argument("--patients", default=str(SAMPLE_DIR / "patients.csv"))
+    ap.add_argument("--out", default=str(SAMPLE_FHIR_DIR))
+    ap.add_argument("--seed", type=int, default=SAMPLE_SEED)
+    args = ap.parse_args()
+    written = write_sample(args.patients, args.out, SAMPLE_ANCHOR, args.seed)
+    print(f"{len(written)} bundles written to {args.out} (anchor {_iso(SAMPLE_ANCHOR)})")

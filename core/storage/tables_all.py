@@ -4,3 +4,5 @@ from core.alarms import tables as _alarm_tables  # noqa: F401
 from core.security import tables as _security_tables  # noqa: F401
 from core import health as _health_tables  # noqa: F401
 from core.storage import schema  # noqa: F401
+from core import bedside_service as _bedside_tables  # noqa: F401  (bedside_sessions)
+from core import care_team as _care_tables  # noqa: F401  (care_assignments)

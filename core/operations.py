@@ -488,11 +488,16 @@ def _days(frame: pd.DataFrame, start, end, tz: str) -> pd.DataFrame:
 
 
 def _hist_quantile(hist: pd.DataFrame, keys: list[str], q: float) -> pd.Series:
-    """Upper bucket edge holding the q-quantile, per group, from summed histogram counts."""
+    """Upper bucket edge bounding the q-quantile, per group, from summed histogram counts.
+
+    The raw quantile (linear interpolation) lies between the sorted values at ranks floor(p) and
+    ceil(p), p = q·(n−1); the bucket of the value at rank ceil(p) is therefore an upper bound even
+    when two middle values straddle a bucket edge."""
     h = hist.groupby([*keys, "bucket_s"])["count"].sum().reset_index().sort_values([*keys, "bucket_s"])
     cum = h.groupby(keys)["count"].cumsum()
     total = h.groupby(keys)["count"].transform("sum")
-    return h[cum >= q * total].groupby(keys)["bucket_s"].first()
+    need = np.ceil(q * (total - 1)) + 1
+    return h[cum >= need].groupby(keys)["bucket_s"].first()
 
 
 def operations_page(rollup: Rollup, beds: pd.DataFrame, start, end, tz: str = DEFAULT_TZ) -> dict[str, pd.DataFrame]:

@@ -134,16 +134,16 @@ def test_bedside_sessions_are_read_with_the_ward_of_their_bed(tmp_path):
     repo = Repository.from_url(f"sqlite:///{tmp_path / 'b.db'}")
     repo.create_schema()
     site = sample_site()
-    md = MetaData()
-    t = Table("bedside_sessions", md, Column("staff_id", String), Column("patient_id", String),
-              Column("bed_id", String), Column("start_ms", BigInteger), Column("end_ms", BigInteger))
-    md.create_all(repo.engine)
+    from core.bedside_service import bedside_sessions as t     # the real table (create_schema made it)
     ms = int(START.value // 1_000_000)
     with repo.engine.begin() as conn:
         conn.execute(insert(t), [
-            {"staff_id": "S002", "patient_id": "P001", "bed_id": "WA-S1-1", "start_ms": ms + 1000, "end_ms": ms + 61_000},
-            {"staff_id": "S002", "patient_id": "P001", "bed_id": "WA-S1-1", "start_ms": ms - 9000, "end_ms": None},
-            {"staff_id": "S017", "patient_id": "P030", "bed_id": "WB-S1-1", "start_ms": ms - 9000, "end_ms": ms - 1}])
+            {"staff_id": "S002", "patient_id": "P001", "bed_id": "WA-S1-1", "start_ms": ms + 1000, "end_ms": ms + 61_000,
+             "last_seen_ms": ms + 61_000},
+            {"staff_id": "S002", "patient_id": "P001", "bed_id": "WA-S1-1", "start_ms": ms - 9000, "end_ms": None,
+             "last_seen_ms": ms},
+            {"staff_id": "S017", "patient_id": "P030", "bed_id": "WB-S1-1", "start_ms": ms - 9000, "end_ms": ms - 1,
+             "last_seen_ms": ms - 1}])
     got = ops_data.read_bedside_sessions(repo.engine, site.beds, START, END)
     assert got["ward_id"].tolist() == ["WA", "WA"]
     assert got["end"].isna().tolist() == [False, True]

@@ -20,15 +20,34 @@ NONE = -1
 
 
 def latest_per_tag(reads: pd.DataFrame, ts_col: str = "ts", tag_col: str = "tag_id") -> pd.DataFrame:
-    """The newest read of every tag (ties: the later row). Sorting by time first matters:
-    `drop_duplicates(keep="last")` on arrival order returns stale rows for late-arriving reads."""
+    """The newest read of every tag (ties: the later row), one row per tag in order of first
+    appearance (reads without a tag id form one group, first). Sorting by time first matters:
+    `drop_duplicates(keep="last")` on arrival order returns stale rows for late-arriving reads.
+
+    O(n) without a sort: the newest time per tag by `np.maximum.at`, then the last row holding it."""
     if reads.empty:
         return reads
-    ts = reads[ts_col].to_numpy()
-    codes, _ = pd.factorize(reads[tag_col])
-    order = np.lexsort((np.arange(len(reads)), ts, codes))
-    last = np.r_[codes[order][1:] != codes[order][:-1], True]
-    return reads.iloc[order[last]].reset_index(drop=True)
+    codes, uniques = pd.factorize(reads[tag_col].array)
+    codes = codes.astype(np.int64) + 1                     # group 0: reads without a tag id
+    ts = _as_int64(reads[ts_col])
+    if ts is None:                                         # times that are not numbers: sort instead
+        order = np.lexsort((np.arange(len(reads)), reads[ts_col].to_numpy(), codes))
+        last = np.r_[codes[order][1:] != codes[order][:-1], True]
+        return reads.iloc[order[last]].reset_index(drop=True)
+    newest = np.full(len(uniques) + 1, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(newest, codes, ts)
+    cand = np.flatnonzero(ts == newest[codes])[::-1]       # rows holding their tag's newest time, last first
+    _, first = np.unique(codes[cand], return_index=True)    # per tag (ascending code): the last such row
+    return reads.iloc[cand[first]].reset_index(drop=True)
+
+
+def _as_int64(s: pd.Series) -> np.ndarray | None:
+    """Times as comparable int64 (datetimes in their own unit, NaT lowest), or None otherwise."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return np.asarray(s.array.asi8, dtype=np.int64)
+    if pd.api.types.is_integer_dtype(s.dtype) and not s.hasnans:
+        return s.to_numpy(dtype=np.int64)
+    return None
 
 
 def presence_state(last_seen_ms: np.ndarray, now_ms: int, stale_after_s: float, unknown_after_s: float) -> np.ndarray:

@@ -73,6 +73,9 @@ class PresenceTracker:
         n = len(self.tag_ids)
         self.places = pd.Index([])                     # interned (floor, room, bed) tuples
         self._place_list: list[tuple] = []
+        self._place_keys = pd.Index(np.empty(0, dtype=np.int64))
+        self._place_table: np.ndarray | None = None
+        self._parts = [pd.Index([], dtype=object) for _ in range(3)]
         self.place = np.full(n, NONE, dtype=np.int64)
         self.cand = np.full(n, NONE, dtype=np.int64)
         self.cand_count = np.zeros(n, dtype=np.int32)
@@ -83,19 +86,47 @@ class PresenceTracker:
         self.known = np.zeros(n, dtype=bool)           # a place is claimed (not Unknown)
 
     # ---------- places ----------
+    # A place is an interned (floor, room, bed) triple. Each part is coded against its own growing
+    # index and the three codes are packed into one int64 key, so interning a batch is a few hash
+    # look-ups in C rather than a Python tuple per read.
+    _PART_BITS = 21
+
     def _intern(self, floors, rooms, beds) -> np.ndarray:
-        keys = pd.Series(list(zip(floors, rooms, beds)), dtype=object)
-        idx = self.places.get_indexer(keys) if len(self.places) else np.full(len(keys), -1)
-        new = pd.unique(keys[idx < 0])
-        if len(new):
-            self._place_list += list(new)
+        parts = [self._part_codes(k, v) for k, v in enumerate((floors, rooms, beds))]
+        key = (parts[0] << (2 * self._PART_BITS)) | (parts[1] << self._PART_BITS) | parts[2]
+        idx = self._place_keys.get_indexer(key) if len(self._place_keys) else np.full(key.size, -1)
+        if (idx < 0).any():
+            miss = idx < 0
+            new_keys, first = np.unique(key[miss], return_index=True)
+            new_keys = new_keys[np.argsort(first)]            # first-seen order, as before
+            rows = np.flatnonzero(miss)[np.sort(first)]
+            f, r, b = (np.asarray(v, dtype=object) for v in (floors, rooms, beds))
+            self._place_list += list(zip(f[rows], r[rows], b[rows]))
+            self._place_table = None
+            self._place_keys = self._place_keys.append(pd.Index(new_keys))
             self.places = pd.Index(self._place_list, tupleize_cols=False)
-            idx = self.places.get_indexer(keys)
+            idx = self._place_keys.get_indexer(key)
         return idx.astype(np.int64)
 
+    def _part_codes(self, k: int, values) -> np.ndarray:
+        """Codes of one place part. None and NaN stay distinct, as they are in tuple keys (a hash
+        index would merge them), so the stand-in `_NONE` replaces None."""
+        vals = np.array(values, dtype=object)
+        vals[_is_none(vals).astype(bool)] = _NONE
+        known = self._parts[k]
+        codes = known.get_indexer(vals) if len(known) else np.full(vals.size, -1)
+        if (codes < 0).any():
+            new = pd.unique(vals[codes < 0])
+            self._parts[k] = known = known.append(pd.Index(new, dtype=object))
+            if len(known) >= 1 << self._PART_BITS:
+                raise OverflowError("more than 2 million distinct floors, rooms or beds")
+            codes = known.get_indexer(vals)
+        return codes.astype(np.int64)
+
     def place_of(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        table = np.array(self._place_list + [(None, None, None)], dtype=object).reshape(-1, 3) \
-            if self._place_list else np.array([[None, None, None]], dtype=object)
+        if self._place_table is None:
+            self._place_table = np.array(self._place_list + [(None, None, None)], dtype=object).reshape(-1, 3)
+        table = self._place_table
         rows = table[np.where(codes < 0, len(table) - 1, codes)]
         return rows[:, 0], rows[:, 1], rows[:, 2]
 
@@ -184,6 +215,10 @@ class PresenceTracker:
     def snapshot(self) -> pd.DataFrame:
         """Presence of every tag ever seen."""
         return self._rows(np.flatnonzero(self.last_seen_ms >= 0))
+
+
+_NONE = object()
+_is_none = np.frompyfunc(lambda v: v is None, 1, 1)
 
 
 def _obj(a) -> pd.Series:

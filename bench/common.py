@@ -68,7 +68,7 @@ def rate(n: float, seconds: float, unit: str = "/s") -> str:
 
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.0f} s"
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def ratio(slow_s: float, fast_s: float) -> str:

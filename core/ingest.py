@@ -57,6 +57,16 @@ def _known(values: pd.Series, index: pd.Index) -> np.ndarray:
     return index.get_indexer(values.to_numpy(dtype=object, na_value=None)) >= 0
 
 
+def _floor_bounds(floor: pd.Series, registry: Registry) -> tuple[pd.Series, ...]:
+    """(min x, min y, max x, max y) of each row's floor, NaN for unknown floors: one hash look-up
+    per row and a table take (Series.map with a dict is a Python call per row)."""
+    names = list(registry.floor_bounds)
+    table = np.array([registry.floor_bounds[f] for f in names] + [(np.nan,) * 4], dtype=float)
+    idx = pd.Index(names, dtype=object).get_indexer(floor.to_numpy(dtype=object, na_value=None))
+    rows = table[idx]                                   # −1 → the NaN row
+    return tuple(pd.Series(rows[:, k], index=floor.index) for k in range(4))
+
+
 @dataclass
 class IngestResult:
     accepted: pd.DataFrame
@@ -112,12 +122,14 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     """Validate a raw read frame (columns as in RAW_COLUMNS; missing columns count as empty)."""
     df = raw.reindex(columns=RAW_COLUMNS).reset_index(drop=True)
     reason = pd.Series(pd.NA, index=df.index, dtype="object")
+    free = np.ones(len(df), dtype=bool)                  # rows without a reason yet
 
     def flag(mask, text) -> None:
         """Record `text` for masked rows without a reason yet; `text` is a string, a Series, or a
         function of the row mask building the texts of those rows only (most batches are clean)."""
-        m = np.asarray(mask, dtype=bool) & reason.isna().to_numpy()
+        m = np.asarray(mask, dtype=bool) & free
         if m.any():
+            free[m] = False
             if callable(text):
                 reason[m] = np.asarray(text(m), dtype=object)
             else:
@@ -158,8 +170,7 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     flag(is_pos & (x.isna() | y.isna()), "x_m/y_m missing or not numbers")
     flag(is_pos & ~floor.isin(list(registry.floor_bounds)).fillna(False).astype(bool), lambda m: "unknown floor " + floor[m].fillna("(none)"))
     flag(is_pos & ~(np.isfinite(x.fillna(np.inf)) & np.isfinite(y.fillna(np.inf))), "x_m/y_m not finite")
-    bx0, by0, bx1, by1 = (floor.map({f: b[k] for f, b in registry.floor_bounds.items()}).astype(float)
-                          for k in range(4))
+    bx0, by0, bx1, by1 = _floor_bounds(floor, registry)
     off = (x < bx0 - MAX_OFF_PLAN_M) | (x > bx1 + MAX_OFF_PLAN_M) | (y < by0 - MAX_OFF_PLAN_M) | (y > by1 + MAX_OFF_PLAN_M)
     flag(is_pos & off.fillna(False).astype(bool), "position outside the floor plan")
 

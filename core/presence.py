@@ -67,7 +67,9 @@ class PresenceTracker:
     """Incremental presence for a fixed set of tags."""
 
     def __init__(self, tags: pd.DataFrame, change_reads: int = 3):
-        self.tag_ids = pd.Index(tags["tag_id"].astype(str))
+        # object dtype on purpose: its hash table is built once; an arrow-string index converts
+        # itself and rebuilds one on every get_indexer (~20 ms a batch at 50 k tags)
+        self.tag_ids = pd.Index(tags["tag_id"].astype(str).to_numpy(dtype=object), dtype=object)
         self.entity_ids = tags["entity_id"].to_numpy(dtype=object)
         self.change_reads = max(1, int(change_reads))
         n = len(self.tag_ids)
@@ -112,7 +114,7 @@ class PresenceTracker:
         """Codes of one place part. None and NaN stay distinct, as they are in tuple keys (a hash
         index would merge them), so the stand-in `_NONE` replaces None."""
         vals = np.array(values, dtype=object)
-        vals[_is_none(vals).astype(bool)] = _NONE
+        vals[np.equal(vals, None)] = _NONE
         known = self._parts[k]
         codes = known.get_indexer(vals) if len(known) else np.full(vals.size, -1)
         if (codes < 0).any():
@@ -218,7 +220,6 @@ class PresenceTracker:
 
 
 _NONE = object()
-_is_none = np.frompyfunc(lambda v: v is None, 1, 1)
 
 
 def _obj(a) -> pd.Series:

@@ -43,6 +43,8 @@ def _tuples(df: pd.DataFrame, cols: list[str]) -> list[tuple]:
                 out.append(obj.tolist())
             else:
                 out.append(arr.tolist())
+        elif isinstance(col.dtype, pd.StringDtype):          # always str or missing
+            out.append(col.to_numpy(dtype=object, na_value=None).tolist())
         else:
             arr = col.to_numpy(dtype=object)
             miss = pd.isna(arr)

@@ -147,8 +147,9 @@ class FloorPlan:
     def locate(self, x_m, y_m) -> pd.DataFrame:
         """Room id and bed id of every point (vectorised); None outside any room / bed."""
         room_idx, bed_idx = self.locate_idx(x_m, y_m)
-        return pd.DataFrame({"room_id": self._ids_or_none("room")[room_idx],
-                             "bed_id": self._ids_or_none("bed")[bed_idx]}, dtype=object)
+        # two fresh object columns, handed over without a consolidating copy
+        cols = {"room_id": self._ids_or_none("room").take(room_idx), "bed_id": self._ids_or_none("bed").take(bed_idx)}
+        return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) for k, v in cols.items()}, copy=False)
 
     def _ids_or_none(self, kind: str) -> np.ndarray:
         """Ids with a trailing None, so index −1 (outside) maps to None in one take."""
@@ -164,8 +165,30 @@ class FloorPlan:
         y = np.asarray(y_m, dtype=float).ravel()
         if x.shape != y.shape:
             raise ValueError(f"x_m and y_m differ in length ({x.size} vs {y.size})")
-        cells = _cell_of(self._frame, x, y) if x.size else None   # rooms and beds share one frame
-        return (self._lookup("room", self.rooms, x, y, cells), self._lookup("bed", self.beds, x, y, cells))
+        if x.size == 0:
+            return np.full(0, -1, dtype=np.int32), np.full(0, -1, dtype=np.int32)
+        # rooms and beds share one frame and one int64 label grid (room label in the high 32 bits):
+        # one random memory access per point instead of two
+        both = self._both_labels().take(_cell_of(self._frame, x, y))
+        return (self._finish("room", (both >> 32).astype(np.int32), x, y),
+                self._finish("bed", both.astype(np.int32), x, y))            # low 32 bits
+
+    def _both_labels(self) -> np.ndarray:
+        if "both" not in self._grid:
+            halves = []
+            for kind, polys in (("room", self.rooms), ("bed", self.beds)):
+                grid = self._grid.get(kind) or (self._build_grid(kind, polys) if len(polys) else None)
+                size = (self._frame["nx"] + 2) * (self._frame["ny"] + 2)
+                halves.append(grid["labels"] if grid else np.full(size, -1, dtype=np.int32))
+            self._grid["both"] = (halves[0].astype(np.int64) << 32) | (halves[1].astype(np.int64) & 0xFFFFFFFF)
+        return self._grid["both"]
+
+    def _finish(self, kind: str, out: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Exact answers for the points whose cell a boundary crosses."""
+        uncertain = np.flatnonzero(out <= -2)
+        if uncertain.size:
+            out[uncertain] = _resolve(self._grid[kind], -2 - out[uncertain], x[uncertain], y[uncertain])
+        return out
 
     @cached_property
     def _frame(self) -> dict[str, Any]:
@@ -177,17 +200,6 @@ class FloorPlan:
         res = max(self.resolution_m, math.sqrt((maxx - minx) * (maxy - miny) / MAX_GRID_CELLS))
         nx, ny = int(math.ceil((maxx - minx) / res)) + 1, int(math.ceil((maxy - miny) / res)) + 1
         return {"x0": float(minx), "y0": float(miny), "inv": 1.0 / res, "nx": nx, "ny": ny}
-
-    def _lookup(self, kind: str, polys: pd.DataFrame, x: np.ndarray, y: np.ndarray,
-                cells: np.ndarray | None) -> np.ndarray:
-        if len(polys) == 0 or x.size == 0:
-            return np.full(x.size, -1, dtype=np.int32)
-        grid = self._grid.get(kind) or self._build_grid(kind, polys)
-        out = grid["labels"].take(cells)
-        uncertain = np.flatnonzero(out <= -2)
-        if uncertain.size:
-            out[uncertain] = _resolve(grid, -2 - out[uncertain], x[uncertain], y[uncertain])
-        return out
 
     @staticmethod
     def _exact(tree: shapely.STRtree, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -148,10 +148,17 @@ class FloorPlan:
     def locate(self, x_m, y_m) -> pd.DataFrame:
         """Room id and bed id of every point (vectorised); None outside any room / bed."""
         room_idx, bed_idx = self.locate_idx(x_m, y_m)
-        room_ids = np.append(self.rooms["id"].to_numpy(dtype=object), None)
-        bed_ids = np.append(self.beds["id"].to_numpy(dtype=object), None)
-        return pd.DataFrame({"room_id": pd.Series(room_ids[room_idx], dtype=object),
-                             "bed_id": pd.Series(bed_ids[bed_idx], dtype=object)})
+        # two fresh object columns, handed over without a consolidating copy
+        cols = {"room_id": self._ids_or_none("room").take(room_idx), "bed_id": self._ids_or_none("bed").take(bed_idx)}
+        return pd.DataFrame({k: pd.Series(v, dtype=object, copy=False) for k, v in cols.items()}, copy=False)
+
+    def _ids_or_none(self, kind: str) -> np.ndarray:
+        """Ids with a trailing None, so index −1 (outside) maps to None in one take."""
+        key = f"{kind}_ids"
+        if key not in self._grid:
+            ids = (self.rooms if kind == "room" else self.beds)["id"].to_numpy(dtype=object)
+            self._grid[key] = np.append(ids, None)
+        return self._grid[key]
 
     def locate_idx(self, x_m, y_m) -> tuple[np.ndarray, np.ndarray]:
         """Positional indices into `rooms` / `beds` (−1 outside), the allocation-light hot path."""
@@ -159,30 +166,46 @@ class FloorPlan:
         y = np.asarray(y_m, dtype=float).ravel()
         if x.shape != y.shape:
             raise ValueError(f"x_m and y_m differ in length ({x.size} vs {y.size})")
-        return (self._lookup("room", self.rooms, x, y), self._lookup("bed", self.beds, x, y))
+        if x.size == 0:
+            return np.full(0, -1, dtype=np.int32), np.full(0, -1, dtype=np.int32)
+        # rooms and beds share one frame and one int64 label grid (room label in the high 32 bits):
+        # one random memory access per point instead of two
+        both = self._both_labels().take(_cell_of(self._frame, x, y))
+        return (self._finish("room", (both >> 32).astype(np.int32), x, y),
+                self._finish("bed", both.astype(np.int32), x, y))            # low 32 bits
 
-    def _lookup(self, kind: str, polys: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        out = np.full(x.size, -1, dtype=np.int32)
-        if len(polys) == 0 or x.size == 0:
-            return out
-        grid = self._grid.get(kind) or self._build_grid(kind, polys)
-        x0, y0, res, labels, edge = grid["x0"], grid["y0"], grid["res"], grid["labels"], grid["edge"]
-        with np.errstate(invalid="ignore"):
-            ix = np.floor((x - x0) / res)
-            iy = np.floor((y - y0) / res)
-        inside = (ix >= 0) & (iy >= 0) & (ix < labels.shape[1]) & (iy < labels.shape[0])
-        ii, jj = iy[inside].astype(np.intp), ix[inside].astype(np.intp)
-        out[inside] = labels[ii, jj]
-        near_edge = np.zeros(x.size, dtype=bool)
-        near_edge[inside] = edge[ii, jj]
-        if near_edge.any():
-            out[near_edge] = self._exact(grid["tree"], x[near_edge], y[near_edge])
+    def _both_labels(self) -> np.ndarray:
+        if "both" not in self._grid:
+            halves = []
+            for kind, polys in (("room", self.rooms), ("bed", self.beds)):
+                grid = self._grid.get(kind) or (self._build_grid(kind, polys) if len(polys) else None)
+                size = (self._frame["nx"] + 2) * (self._frame["ny"] + 2)
+                halves.append(grid["labels"] if grid else np.full(size, -1, dtype=np.int32))
+            self._grid["both"] = (halves[0].astype(np.int64) << 32) | (halves[1].astype(np.int64) & 0xFFFFFFFF)
+        return self._grid["both"]
+
+    def _finish(self, kind: str, out: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Exact answers for the points whose cell a boundary crosses."""
+        uncertain = np.flatnonzero(out <= -2)
+        if uncertain.size:
+            out[uncertain] = _resolve(self._grid[kind], -2 - out[uncertain], x[uncertain], y[uncertain])
         return out
+
+    @cached_property
+    def _frame(self) -> dict[str, Any]:
+        """The raster frame shared by the room and bed grids: origin, 1/resolution and size."""
+        geoms = np.concatenate([self.rooms["geometry"].to_numpy(), self.beds["geometry"].to_numpy()])
+        if geoms.size == 0:
+            return {"x0": 0.0, "y0": 0.0, "inv": 1.0 / self.resolution_m, "nx": 1, "ny": 1}
+        minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+        res = max(self.resolution_m, math.sqrt((maxx - minx) * (maxy - miny) / MAX_GRID_CELLS))
+        nx, ny = int(math.ceil((maxx - minx) / res)) + 1, int(math.ceil((maxy - miny) / res)) + 1
+        return {"x0": float(minx), "y0": float(miny), "inv": 1.0 / res, "nx": nx, "ny": ny}
 
     @staticmethod
     def _exact(tree: shapely.STRtree, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Exact point-in-polygon for a few points: STRtree candidates + `intersects` predicate
-        (a point on the shared wall of two rooms goes to the first room, deterministically)."""
+        """Exact point-in-polygon with an STRtree (first polygon that intersects the point): the
+        reference the grid agrees with, kept for callers that hold a tree."""
         res = np.full(x.size, -1, dtype=np.int32)
         pts = shapely.points(x, y)
         src, hit = tree.query(pts, predicate="intersects")
@@ -194,31 +217,46 @@ class FloorPlan:
         return res
 
     def _build_grid(self, kind: str, polys: pd.DataFrame) -> dict[str, Any]:
+        """Label grid over the plan (one border cell each side, where off-plan points land).
+
+        A cell's label is the first polygon that contains the whole cell (−1: none). Cells that a
+        polygon boundary crosses are "uncertain": they hold −2 − slot, and the slot lists the
+        polygons (ascending, only those before the label) whose boundary crosses the cell; a point
+        there is tested against those few polygons exactly. So the answer is exactly "the first
+        polygon that intersects the point", as an STRtree query would give, at array-lookup speed."""
         geoms = polys["geometry"].to_numpy()
-        minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-        res = max(self.resolution_m, math.sqrt((maxx - minx) * (maxy - miny) / MAX_GRID_CELLS))
-        nx, ny = int(math.ceil((maxx - minx) / res)) + 1, int(math.ceil((maxy - miny) / res)) + 1
-        labels = np.full((ny, nx), -1, dtype=np.int32)
-        cx = minx + (np.arange(nx) + 0.5) * res
-        cy = miny + (np.arange(ny) + 0.5) * res
+        shapely.prepare(geoms)
+        grid = dict(self._frame, geoms=geoms)
+        minx, miny, res, nx, ny = grid["x0"], grid["y0"], 1.0 / grid["inv"], grid["nx"], grid["ny"]
+        cells, owner = _crossed_cells(grid, geoms)
+        labels = np.full((ny + 2, nx + 2), -1, dtype=np.int32)
+        crossed = np.zeros((ny + 2, nx + 2), dtype=bool)
+        bounds = shapely.bounds(geoms)
+        starts = np.searchsorted(owner, np.arange(len(geoms) + 1))
         for i, g in enumerate(geoms):   # per polygon (hundreds), each step vectorised over its cells
-            gx0, gy0, gx1, gy1 = g.bounds
-            j0, j1 = int((gx0 - minx) // res), int((gx1 - minx) // res) + 1
-            i0, i1 = int((gy0 - miny) // res), int((gy1 - miny) // res) + 1
-            sub_x, sub_y = np.meshgrid(cx[j0:j1], cy[i0:i1])
-            hit = shapely.contains_xy(g, sub_x, sub_y)
+            mine = cells[starts[i]:starts[i + 1]]
+            crossed.flat[mine] = True
+            j0, j1 = _cell_range(bounds[i, 0], bounds[i, 2], minx, res, nx)
+            i0, i1 = _cell_range(bounds[i, 1], bounds[i, 3], miny, res, ny)
+            cx = minx + (np.arange(j0, j1) - 0.5) * res          # centres (index 1 is the first inner cell)
+            cy = miny + (np.arange(i0, i1) - 0.5) * res
+            hit = shapely.contains_xy(g, cx[None, :], cy[:, None])
             block = labels[i0:i1, j0:j1]
-            block[hit & (block < 0)] = i
-        # A cell is trusted only when its 8 neighbours carry the same label; boundaries pass
-        # through untrusted cells, whose points get the exact test.
-        padded = np.pad(labels, 1, mode="edge")
-        edge = np.zeros_like(labels, dtype=bool)
-        for di in (-1, 0, 1):
-            for dj in (-1, 0, 1):
-                if di or dj:
-                    edge |= padded[1 + di:1 + di + ny, 1 + dj:1 + dj + nx] != labels
-        grid = {"x0": minx, "y0": miny, "res": res, "labels": labels, "edge": edge,
-                "tree": shapely.STRtree(geoms)}
+            block[hit & (block < 0) & ~crossed[i0:i1, j0:j1]] = i
+            crossed.flat[mine] = False
+        # uncertain cells: candidates are the crossing polygons that come before the cell's label
+        full = labels.ravel()[cells]
+        keep = (full < 0) | (owner < full)
+        cells, owner = cells[keep], owner[keep]
+        order = np.lexsort((owner, cells))
+        cells, owner = cells[order], owner[order]
+        slot_cells, ptr = np.unique(cells, return_index=True)
+        slots = {"ptr": np.append(ptr, cells.size).astype(np.int64), "cand": owner.astype(np.int32),
+                 "full": labels.ravel()[slot_cells].copy()}
+        lab = labels.ravel()
+        # cells crossed only by polygons after their label keep the label (they are certain)
+        lab[slot_cells] = -2 - np.arange(slot_cells.size, dtype=np.int32)
+        grid.update(labels=lab, **slots)
         self._grid[kind] = grid
         return grid
 
@@ -236,6 +274,91 @@ class FloorPlan:
         f = self.features[self.features["type"].isin(set(types))]
         return _rings_xy(f["geometry"].to_numpy())
 
+
+
+# ---------- raster lookup helpers ----------
+_EPS_CELL = 1e-6    # boundary samples this close to a cell edge (in cells) mark both cells
+
+
+def _fcell(grid: dict, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional cell coordinates, border included (inner cells start at 1). Query points and
+    boundary samples go through this one formula, so rounding treats them alike."""
+    fx = (x - grid["x0"]) * grid["inv"] + 1.0
+    fy = (y - grid["y0"]) * grid["inv"] + 1.0
+    return fx, fy
+
+
+def _cell_of(grid: dict, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Flat cell index of every point; NaN and off-plan points land in a border cell (label −1)."""
+    fx, fy = _fcell(grid, x, y)
+    nx, ny = grid["nx"], grid["ny"]
+    ix = np.fmin(np.fmax(fx, 0.0), nx + 1.0).astype(np.intp)     # fmax/fmin map NaN to the border too
+    iy = np.fmin(np.fmax(fy, 0.0), ny + 1.0).astype(np.intp)
+    iy *= nx + 2
+    iy += ix
+    return iy
+
+
+def _cell_range(lo: float, hi: float, origin: float, res: float, n: int) -> tuple[int, int]:
+    """Inner-cell index range [a, b) covering the interval [lo, hi]."""
+    a = max(1, int((lo - origin) / res + 1.0) - 1)
+    b = min(n + 1, int((hi - origin) / res + 1.0) + 2)
+    return a, b
+
+
+def _crossed_cells(grid: dict, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat cell, polygon) pairs, sorted by polygon, for every cell that a polygon's boundary
+    touches (a superset is fine: it only costs an exact test).
+
+    Boundaries are sampled every half cell; two consecutive samples are then in the same or
+    neighbouring cells, and the segment between them stays inside the 2 × 2 block they span, so
+    marking each sample's cell (both cells when it sits on a cell edge) and, on diagonal steps, the
+    two other cells of the block covers every cell the boundary passes through."""
+    parts = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts[0], return_index=True)
+    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    owner_of_coord = parts[1][ring_part[coord_ring]]
+    same = coord_ring[1:] == coord_ring[:-1]                      # consecutive vertices of one ring
+    a, b, own = coords[:-1][same], coords[1:][same], owner_of_coord[:-1][same]
+    step = 0.5 / grid["inv"]
+    k = np.maximum(1, np.ceil(np.hypot(*(b - a).T) / step).astype(np.int64))
+    seg = np.repeat(np.arange(len(a)), k + 1)
+    t = (np.arange(seg.size) - np.repeat(np.cumsum(k + 1) - (k + 1), k + 1)) / np.repeat(k, k + 1)
+    px = a[seg, 0] + t * (b[seg, 0] - a[seg, 0])
+    py = a[seg, 1] + t * (b[seg, 1] - a[seg, 1])
+    fx, fy = _fcell(grid, px, py)
+    w = grid["nx"] + 2
+    ix = np.stack([np.floor(fx - _EPS_CELL), np.floor(fx + _EPS_CELL)]).astype(np.int64)
+    iy = np.stack([np.floor(fy - _EPS_CELL), np.floor(fy + _EPS_CELL)]).astype(np.int64)
+    flat = [iy[i] * w + ix[j] for i in (0, 1) for j in (0, 1)]
+    own_s = own[seg]
+    owners = [own_s] * 4
+    nxt = np.flatnonzero(seg[1:] == seg[:-1])                     # consecutive samples of one segment
+    cx, cy = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
+    flat += [cy[nxt] * w + cx[nxt + 1], cy[nxt + 1] * w + cx[nxt]]
+    owners += [own_s[nxt], own_s[nxt]]
+    cells, owner = np.concatenate(flat), np.concatenate(owners)
+    key = np.unique(owner * (w * (grid["ny"] + 2)) + cells)       # sorted by polygon, then cell
+    return key % (w * (grid["ny"] + 2)), key // (w * (grid["ny"] + 2))
+
+
+def _resolve(grid: dict, slot: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Exact answer for points in uncertain cells: the first candidate polygon that intersects the
+    point, else the cell's label. One vectorised round per candidate rank (a cell has a few)."""
+    ptr, cand, geoms = grid["ptr"], grid["cand"], grid["geoms"]
+    out = grid["full"][slot]
+    pos, end = ptr[slot], ptr[slot + 1]
+    todo = np.arange(slot.size)
+    while todo.size:
+        todo = todo[pos[todo] < end[todo]]
+        if not todo.size:
+            break
+        c = cand[pos[todo]]
+        hit = shapely.intersects_xy(geoms[c], x[todo], y[todo])
+        out[todo[hit]] = c[hit]
+        todo = todo[~hit]
+        pos[todo] += 1
+    return out
 
 def _rings_xy(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     polys = shapely.get_parts(geoms)

@@ -37,11 +37,36 @@ class Registry:
     def antenna_keys(self) -> frozenset[str]:
         return frozenset(f"{r}:{a}" for r, a in self.antennas)
 
+    @cached_property
+    def tag_index(self) -> pd.Index:
+        """Hash index of the registered tags: membership of a whole column in one C call (the
+        arrow string `isin` walks the value set in Python on every batch)."""
+        return pd.Index(list(self.tag_ids), dtype=object)
+
+    @cached_property
+    def antenna_index(self) -> pd.Index:
+        return pd.Index(list(self.antenna_keys), dtype=object)
+
     @classmethod
     def from_site(cls, site) -> "Registry":
         ant = frozenset(zip(site.readers["reader_id"].astype(str), site.readers["antenna"].astype(int)))
         return cls(frozenset(site.tags["tag_id"].astype(str)), ant,
                    {fid: fp.bounds for fid, fp in site.floors.items()})
+
+
+def _known(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Boolean membership of every value in `index` (missing values are not members)."""
+    return index.get_indexer(values.to_numpy(dtype=object, na_value=None)) >= 0
+
+
+def _floor_bounds(floor: pd.Series, registry: Registry) -> tuple[pd.Series, ...]:
+    """(min x, min y, max x, max y) of each row's floor, NaN for unknown floors: one hash look-up
+    per row and a table take (Series.map with a dict is a Python call per row)."""
+    names = list(registry.floor_bounds)
+    table = np.array([registry.floor_bounds[f] for f in names] + [(np.nan,) * 4], dtype=float)
+    idx = pd.Index(names, dtype=object).get_indexer(floor.to_numpy(dtype=object, na_value=None))
+    rows = table[idx]                                   # −1 → the NaN row
+    return tuple(pd.Series(rows[:, k], index=floor.index) for k in range(4))
 
 
 @dataclass
@@ -104,21 +129,28 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     """Validate a raw read frame (columns as in RAW_COLUMNS; missing columns count as empty)."""
     df = raw.reindex(columns=RAW_COLUMNS).reset_index(drop=True)
     reason = pd.Series(pd.NA, index=df.index, dtype="object")
+    free = np.ones(len(df), dtype=bool)                  # rows without a reason yet
 
     def flag(mask, text) -> None:
-        m = np.asarray(mask, dtype=bool) & reason.isna().to_numpy()
+        """Record `text` for masked rows without a reason yet; `text` is a string, a Series, or a
+        function of the row mask building the texts of those rows only (most batches are clean)."""
+        m = np.asarray(mask, dtype=bool) & free
         if m.any():
-            reason[m] = text if isinstance(text, str) else np.asarray(text, dtype=object)[m]
+            free[m] = False
+            if callable(text):
+                reason[m] = np.asarray(text(m), dtype=object)
+            else:
+                reason[m] = text if isinstance(text, str) else np.asarray(text, dtype=object)[m]
 
     ts = _parse_ts(df["ts"])
     flag(ts.isna() & df["ts"].notna(), "ts is not an ISO 8601 time with a zone, or epoch ms")
     flag(df["ts"].isna(), "ts missing")
     ahead_s = (ts - pd.Timestamp(now).tz_convert("UTC")).dt.total_seconds()
-    flag(ahead_s > max_future_s, "clock skew: ts is " + ahead_s.round(0).astype("Int64").astype("string").fillna("?") + " s ahead of the server")
+    flag(ahead_s > max_future_s, lambda m: "clock skew: ts is " + ahead_s[m].round(0).astype("Int64").astype("string").fillna("?") + " s ahead of the server")
 
     tag = df["tag_id"].astype("string").str.strip()
     flag(tag.isna() | (tag == ""), "tag_id missing")
-    flag(~tag.isin(registry.tag_ids).fillna(False).astype(bool), "unknown tag " + tag.fillna(""))
+    flag(~_known(tag, registry.tag_index), lambda m: "unknown tag " + tag[m].fillna(""))
 
     x, y = pd.to_numeric(df["x_m"], errors="coerce"), pd.to_numeric(df["y_m"], errors="coerce")
     has_xy_cols = df["x_m"].notna() | df["y_m"].notna() | df["floor_id"].notna()
@@ -135,10 +167,10 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     antenna = antenna_raw.where(~bad_antenna).fillna(1).astype("int64")
     flag(is_reader & df["rssi_dbm"].notna() & rssi.isna(), "rssi_dbm is not a number")
     flag(is_reader & ~np.isfinite(rssi.fillna(0.0)), "rssi_dbm is not finite")
-    flag(is_reader & (rssi > 0), "rssi_dbm=+" + rssi.astype("string").fillna("") + " is positive; RFID/BLE RSSI is negative")
+    flag(is_reader & (rssi > 0), lambda m: "rssi_dbm=+" + rssi[m].astype("string").fillna("") + " is positive; RFID/BLE RSSI is negative")
     flag(is_reader & (rssi < MIN_RSSI_DBM), "rssi_dbm below -120 dBm is not a real read")
     keys = reader.fillna("") + ":" + antenna.astype(str)
-    flag(is_reader & ~keys.isin(registry.antenna_keys).fillna(False).astype(bool), "unknown reader antenna " + keys)
+    flag(is_reader & ~_known(keys, registry.antenna_index), lambda m: "unknown reader antenna " + keys[m])
 
     battery = pd.to_numeric(df["battery_pct"], errors="coerce")
     flag(df["battery_pct"].notna() & ~battery.between(0.0, 100.0).fillna(False).astype(bool),
@@ -147,10 +179,9 @@ def validate(raw: pd.DataFrame, registry: Registry, now: datetime, *, source: st
     floor = df["floor_id"].astype("string")
     is_pos = ~is_reader
     flag(is_pos & (x.isna() | y.isna()), "x_m/y_m missing or not numbers")
-    flag(is_pos & ~floor.isin(list(registry.floor_bounds)).fillna(False).astype(bool), "unknown floor " + floor.fillna("(none)"))
+    flag(is_pos & ~floor.isin(list(registry.floor_bounds)).fillna(False).astype(bool), lambda m: "unknown floor " + floor[m].fillna("(none)"))
     flag(is_pos & ~(np.isfinite(x.fillna(np.inf)) & np.isfinite(y.fillna(np.inf))), "x_m/y_m not finite")
-    bx0, by0, bx1, by1 = (floor.map({f: b[k] for f, b in registry.floor_bounds.items()}).astype(float)
-                          for k in range(4))
+    bx0, by0, bx1, by1 = _floor_bounds(floor, registry)
     off = (x < bx0 - MAX_OFF_PLAN_M) | (x > bx1 + MAX_OFF_PLAN_M) | (y < by0 - MAX_OFF_PLAN_M) | (y > by1 + MAX_OFF_PLAN_M)
     flag(is_pos & off.fillna(False).astype(bool), "position outside the floor plan")
 

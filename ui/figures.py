@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import shapely
 
 from core.floorplan import FloorPlan, _rings_xy
 from core.snapshot import age_text
@@ -43,38 +44,41 @@ def style_for(cat: str) -> tuple[str, str, str]:
 
 def base_figure(plan: FloorPlan, room_types: pd.Series | None = None, *, height_px: int | None = None,
                 draw_types: tuple[str, ...] = ("wall", "door", "stairs", "elevator", "inaccessible_space")) -> go.Figure:
-    """Rooms (filled per room type), beds, labels and any walls/doors of a floor plan."""
+    """Rooms (filled per room type), beds, labels and any walls/doors of a floor plan.
+
+    Coordinates are float32 numpy arrays: plotly sends them as base64 typed arrays (5 bytes a number
+    instead of ~18 in a JSON list) and copying the figure on every refresh copies buffers, not lists."""
     fig = go.Figure()
     rooms = plan.rooms
     rtype = rooms["room_type"] if room_types is None else rooms["id"].map(room_types)
     rtype = rtype.fillna(rooms["type"]).fillna("room")
     for t, grp in rooms.groupby(rtype, sort=True):
-        xs, ys = _rings_xy(grp["geometry"].to_numpy())
+        xs, ys = _f32(*_rings_xy(grp["geometry"].to_numpy()))
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", fill="toself", fillcolor=ROOM_FILL.get(t, "#eef5fb"),
                                  line=dict(color="#8a8a8a", width=1), hoverinfo="skip", showlegend=False, name=str(t)))
     extra = plan.features[plan.features["type"].isin(draw_types)]
     if len(extra):
-        xs, ys = _rings_xy(extra["geometry"].to_numpy())
+        xs, ys = _f32(*_rings_xy(extra["geometry"].to_numpy()))
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#b0b0b0", width=0.7),
                                  hoverinfo="skip", showlegend=False, name="structure"))
-    bx, by = plan.outline_xy(["bed"])
+    bx, by = _f32(*plan.outline_xy(["bed"]))
     if bx.size:
         fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", fill="toself", fillcolor="rgba(255,255,255,0.9)",
                                  line=dict(color="#6b8fb3", width=1), hoverinfo="skip", showlegend=False, name="beds"))
     named = rooms[rooms["name"].notna()]
     if len(named):
-        pts = [g.representative_point() for g in named["geometry"]]
-        big = np.array([g.area for g in named["geometry"]]) > 6
-        fig.add_trace(go.Scatter(x=[p.x for p, b in zip(pts, big) if b], y=[p.y for p, b in zip(pts, big) if b],
-                                 text=[SHORT_LABEL.get(str(n), str(n)) for n, b in zip(named["name"], big) if b], mode="text",
+        geoms = named["geometry"].to_numpy()
+        big = shapely.area(geoms) > 6
+        pts = shapely.get_coordinates(shapely.point_on_surface(geoms[big]))
+        lx, ly = _f32(pts[:, 0], pts[:, 1])
+        fig.add_trace(go.Scatter(x=lx, y=ly, text=_u(SHORT_LABEL.get(str(n), str(n)) for n in named["name"].to_numpy()[big]), mode="text",
                                  textfont=dict(size=11, color="#555"), hoverinfo="skip", showlegend=False,
                                  name="room labels"))
     beds = plan.beds
     if len(beds):
-        cx = [g.centroid.x for g in beds["geometry"]]
-        cy = [g.centroid.y for g in beds["geometry"]]
-        fig.add_trace(go.Scatter(x=cx, y=cy, text=[str(b).split("-")[-2] + "-" + str(b).split("-")[-1] if str(b).count("-") >= 2 else str(b)
-                                                   for b in beds["id"]],
+        c = shapely.get_coordinates(shapely.centroid(beds["geometry"].to_numpy()))
+        cx, cy = _f32(c[:, 0], c[:, 1])
+        fig.add_trace(go.Scatter(x=cx, y=cy, text=_u(_bed_label(b) for b in beds["id"]),
                                  mode="text", textfont=dict(size=9, color="#6b8fb3"), hoverinfo="skip",
                                  showlegend=False, name="bed labels"))
     x0, y0, x1, y1 = plan.bounds
@@ -89,7 +93,6 @@ def base_figure(plan: FloorPlan, room_types: pd.Series | None = None, *, height_
 
 def add_ward_labels(fig: go.Figure, site, floor_id: str) -> go.Figure:
     """Ward names above each ward's rooms."""
-    import shapely
     rooms = site.floors[floor_id].rooms
     names = site.wards.set_index("ward_id")["name"]
     for ward_id, grp in rooms[rooms["ward_id"].notna()].groupby("ward_id"):
@@ -99,25 +102,63 @@ def add_ward_labels(fig: go.Figure, site, floor_id: str) -> go.Figure:
     return fig
 
 
+def _f32(*arrays) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(a, dtype=np.float32) for a in arrays)
+
+
+def _u(strings) -> np.ndarray:
+    """Texts as a numpy unicode array: plotly copies and serialises it in one C call, where a list
+    (or an object array) is deep-copied and cleaned string by string on every refresh."""
+    return np.array(list(strings), dtype=str)
+
+
+def _bed_label(bed_id) -> str:
+    b = str(bed_id)
+    return b.split("-")[-2] + "-" + b.split("-")[-1] if b.count("-") >= 2 else b
+
+
 def add_markers(fig: go.Figure, markers: pd.DataFrame, tz) -> go.Figure:
-    """One Scattergl trace per legend category; Stale markers drawn faded."""
+    """One Scattergl trace per legend category; Stale markers drawn faded.
+
+    Hover: the marker's name, its category (constant per trace, so it lives in the trace's
+    hovertemplate instead of being repeated in every marker's text), then room, bed, since and last
+    seen. Texts are built column-wise; positions and opacities are float32 typed arrays."""
     if markers.empty:
         return fig
-    since_local = markers["since"].dt.tz_convert(tz).dt.strftime("%H:%M:%S")
-    seen = markers["age_s"].map(age_text)
-    hover = (markers["label"].astype(str) + "<br>" + markers["category"].map(lambda c: style_for(c)[2]) +
-             "<br>" + markers["room_name"].fillna("—").astype(str) +
-             np.where(markers["bed_id"].notna(), " · bed " + markers["bed_id"].fillna("").astype(str), "") +
-             "<br>here since " + since_local + "<br>last seen " + seen +
-             np.where(markers["state"] == "stale", " (STALE)", ""))
-    for cat, idx in markers.groupby("category", sort=True).groups.items():
-        m = markers.loc[idx]
+    n = len(markers)
+    labels = _u(markers["label"].astype(str))
+    since = markers["since"].dt.tz_convert(tz)
+    clock = [f"{h:02d}:{m:02d}:{s_:02d}" for h, m, s_ in
+             zip(since.dt.hour.tolist(), since.dt.minute.tolist(), since.dt.second.tolist())]
+    room = markers["room_name"].to_numpy(dtype=object)
+    bed = markers["bed_id"].to_numpy(dtype=object)
+    state = markers["state"].to_numpy(dtype=object)
+    seen = _age_texts(markers["age_s"].to_numpy(dtype=float))
+    room = np.where(pd.isna(room), "—", room).tolist()
+    bed = ["" if b is None or b != b else f" · bed {b}" for b in bed.tolist()]
+    stale = np.where(state == "stale", " (STALE)", "").tolist()
+    details = _u(f"{r}{b}<br>here since {c}<br>last seen {a}{st}" for r, b, c, a, st in zip(room, bed, clock, seen, stale))
+    x = markers["x_m"].to_numpy(dtype=np.float32)
+    y = markers["y_m"].to_numpy(dtype=np.float32)
+    faded = state == "stale"
+    codes, cats = pd.factorize(markers["category"].to_numpy(dtype=object), sort=True)
+    order = np.argsort(codes, kind="stable")
+    cuts = np.searchsorted(codes[order], np.arange(len(cats) + 1))
+    traces = []
+    for k, cat in enumerate(cats):
+        idx = order[cuts[k]:cuts[k + 1]]
         colour, symbol, label = style_for(cat)
-        opacity = np.where(m["state"].to_numpy() == "stale", 0.3, 1.0).astype(np.float32)
-        fig.add_trace(go.Scattergl(
-            x=m["x_m"].to_numpy(dtype=np.float32), y=m["y_m"].to_numpy(dtype=np.float32), mode="markers",
-            name=label, legendgroup=cat,
+        opacity = np.where(faded[idx], 0.3, 1.0).astype(np.float32) if faded[idx].any() else 1.0
+        traces.append(go.Scattergl(
+            x=x[idx], y=y[idx], mode="markers", name=label, legendgroup=cat,
             marker=dict(color=colour, symbol=symbol, size=12 if cat == "patient" else 11, opacity=opacity,
                         line=dict(width=1, color="white")),
-            hovertext=hover.loc[idx].to_numpy(), hoverinfo="text"))
+            text=labels[idx], customdata=details[idx],
+            hovertemplate=f"<b>%{{text}}</b><br>{label}<br>%{{customdata}}<extra></extra>"))
+    fig.add_traces(traces)
     return fig
+
+
+def _age_texts(age_s: np.ndarray) -> list[str]:
+    """`core.snapshot.age_text` for a whole column (same words, same rounding)."""
+    return [age_text(a) if not (5 <= a < 90) else f"{int(a)} s ago" for a in age_s.tolist()]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from core.site import Site
 
@@ -76,26 +77,44 @@ class HospitalSimulator:
         self._rooms = site.rooms.set_index("room_id")
         self._beds = site.beds.set_index("bed_id")
         self._floor_index = {f: i for i, f in enumerate(self.floor_ids)}
+        self._index_site()
         self._init_positions()
         self._readers = site.readers.reset_index(drop=True)
+        self._reader_trees = self._build_reader_trees()
+
+    def _index_site(self) -> None:
+        """Plain dicts and per-ward / per-floor lists of the site tables: planning an agent's next
+        leg then costs dict look-ups, not DataFrame filtering (which is O(site) per agent)."""
+        site = self.site
+        self._room = {rid: rec for rid, rec in zip(self._rooms.index, self._rooms.to_dict("records"))}
+        self._bed = {bid: rec for bid, rec in zip(self._beds.index, self._beds.to_dict("records"))}
+        self._room_bounds = {rid: g.bounds for plan in site.floors.values()
+                             for rid, g in zip(plan.rooms["id"], plan.rooms["geometry"])}
+        self._status = site.entities.set_index("entity_id")["status"].to_dict()
+        beds = site.beds
+        self._beds_of_ward = {w: g["bed_id"].to_numpy() for w, g in beds.groupby("ward_id", sort=False, dropna=False)}
+        rooms = site.rooms
+        walkable = rooms[~rooms["room_type"].isin(["corridor", "lift_lobby"])]
+        self._rooms_of_floor = {f: g["room_id"] for f, g in walkable.groupby("floor_id", sort=False)}
+        self._rooms_of_type = {t: g["room_id"].to_numpy() for t, g in rooms.groupby("room_type", sort=False)}
+        self._ward_ids = site.wards["ward_id"]
 
     # ---------- set-up ----------
     def _room_point(self, room_id: str, spread: float = 0.35) -> tuple[float, float]:
-        r = self.site.floors[self._rooms.at[room_id, "floor_id"]].rooms.set_index("id").at[room_id, "geometry"]
-        minx, miny, maxx, maxy = r.bounds
+        minx, miny, maxx, maxy = self._room_bounds[room_id]
         cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
         return (cx + self.rng.uniform(-spread, spread) * (maxx - minx),
                 cy + self.rng.uniform(-spread, spread) * (maxy - miny))
 
     def _bed_point(self, bed_id: str, bedside: bool) -> tuple[float, float]:
-        b = self._beds.loc[bed_id]
+        b = self._bed[bed_id]
         if not bedside:
             return float(b["cx_m"]), float(b["cy_m"])
         return float(b["cx_m"]) + self.rng.choice([-1.0, 1.0]) * self.rng.uniform(0.75, 0.95), float(b["cy_m"])
 
     def _place(self, i: int, room_id: str, xy: tuple[float, float]) -> None:
         self.room[i] = room_id
-        self.floor[i] = self._floor_index[self._rooms.at[room_id, "floor_id"]]
+        self.floor[i] = self._floor_index[self._room[room_id]["floor_id"]]
         self.pos[i] = xy
         self.target[i] = xy
         self.target_floor[i] = self.floor[i]
@@ -108,18 +127,18 @@ class HospitalSimulator:
         for i, (eid, kind) in enumerate(zip(self.entity_id, self.kind)):
             if kind == "patient":
                 bed = home[eid]
-                self._place(i, self._beds.at[bed, "room_id"], self._bed_point(bed, bedside=False))
+                self._place(i, self._bed[bed]["room_id"], self._bed_point(bed, bedside=False))
             elif kind == "device":
-                status = site.entities.set_index("entity_id").at[eid, "status"]
+                status = self._status[eid]
                 if status == "in_use":
                     bed = devices_at_beds[int(self.rng.integers(len(devices_at_beds)))]
                     x, y = self._bed_point(bed, bedside=True)
-                    self._place(i, self._beds.at[bed, "room_id"], (x, y + self.rng.uniform(-0.8, 0.8)))
+                    self._place(i, self._bed[bed]["room_id"], (x, y + self.rng.uniform(-0.8, 0.8)))
                 else:
                     self._place(i, home[eid], self._room_point(home[eid]))
             else:
                 ward = self.ward[i] or wards[i % len(wards)]
-                room = f"{ward}-NS" if f"{ward}-NS" in self._rooms.index else self._rooms.index[0]
+                room = f"{ward}-NS" if f"{ward}-NS" in self._room else self._rooms.index[0]
                 self._place(i, room, self._room_point(room))
             self.dwell_until[i] = self.rng.uniform(0, 60 if kind == "staff" else 900)
 
@@ -127,16 +146,16 @@ class HospitalSimulator:
     def _route(self, i: int, dest_room: str, dest_xy: tuple[float, float]) -> list[tuple[int, float, float]]:
         """Waypoints from the agent's room to `dest_xy`: out of the door, along the corridor (through
         the lift lobby when the floor changes), in at the destination door."""
-        src = self._rooms.loc[self.room[i]]
-        dst = self._rooms.loc[dest_room]
+        src = self._room[self.room[i]]
+        dst = self._room[dest_room]
         f_src, f_dst = self._floor_index[src["floor_id"]], self._floor_index[dst["floor_id"]]
         pts: list[tuple[int, float, float]] = []
         if src["room_type"] != "corridor":
             pts += [(f_src, src["door_x_m"], src["door_y_m"])]
         pts += [(f_src, src["door_x_m"], CORRIDOR_Y_M)]
         if f_src != f_dst:
-            lob_a = self._rooms.loc[f"{src['floor_id']}-LIFT"]
-            lob_b = self._rooms.loc[f"{dst['floor_id']}-LIFT"]
+            lob_a = self._room[f"{src['floor_id']}-LIFT"]
+            lob_b = self._room[f"{dst['floor_id']}-LIFT"]
             pts += [(f_src, lob_a["cx_m"], CORRIDOR_Y_M), (f_dst, lob_b["cx_m"], CORRIDOR_Y_M)]
         pts += [(f_dst, dst["door_x_m"], CORRIDOR_Y_M)]
         if dst["room_type"] != "corridor":
@@ -148,11 +167,11 @@ class HospitalSimulator:
         kind, role = self.kind[i], self.role[i]
         if kind == "patient":
             bed = self._home[self.entity_id[i]]
-            bed_room = self._beds.at[bed, "room_id"]
+            bed_room = self._bed[bed]["room_id"]
             if self.room[i] != bed_room:                       # back to bed
                 return bed_room, self._bed_point(bed, False), self.rng.uniform(1800, 7200)
             if self.rng.random() < 0.04:                       # an occasional walk to the toilet
-                ward = self._rooms.at[bed_room, "ward_id"]
+                ward = self._room[bed_room]["ward_id"]
                 toilet = f"{ward}-PT1"
                 return toilet, self._room_point(toilet, 0.2), self.rng.uniform(120, 400)
             return None
@@ -162,17 +181,16 @@ class HospitalSimulator:
         weights = np.array([p[1] for p in plan], dtype=float)
         what, _, (d0, d1) = plan[int(self.rng.choice(len(plan), p=weights / weights.sum()))]
         dwell = self.rng.uniform(d0, d1)
-        ward = self.ward[i] or self._rooms.at[self.room[i], "ward_id"] or self.site.wards["ward_id"].iloc[0]
+        ward = self.ward[i] or self._room[self.room[i]]["ward_id"] or self._ward_ids.iloc[0]
         if what == "bed":
             if role == "doctor" and self.rng.random() < 0.1:
-                ward = self.site.wards["ward_id"].iloc[int(self.rng.integers(len(self.site.wards)))]
-            beds = self.site.beds[self.site.beds["ward_id"] == ward]["bed_id"].to_numpy()
+                ward = self._ward_ids.iloc[int(self.rng.integers(len(self._ward_ids)))]
+            beds = self._beds_of_ward.get(ward, np.empty(0, dtype=object))
             bed = beds[int(self.rng.integers(len(beds)))]
-            return self._beds.at[bed, "room_id"], self._bed_point(bed, True), dwell
+            return self._bed[bed]["room_id"], self._bed_point(bed, True), dwell
         if what == "any":
-            rooms = self.site.rooms
-            cands = rooms[(rooms["floor_id"] == self.floor_ids[self.floor[i]]) & ~rooms["room_type"].isin(["corridor", "lift_lobby"])]
-            room = cands["room_id"].iloc[int(self.rng.integers(len(cands)))]
+            cands = self._rooms_of_floor.get(self.floor_ids[self.floor[i]], self._ward_ids.iloc[:0])
+            room = cands.iloc[int(self.rng.integers(len(cands)))]
             return room, self._room_point(room), dwell
         if what == "porter_job":
             return self._porter_job(i, dwell)
@@ -194,9 +212,8 @@ class HospitalSimulator:
         if movable.size == 0:
             return self.room[i], self._room_point(self.room[i]), dwell
         dev = int(movable[int(self.rng.integers(movable.size))])
-        rooms = self.site.rooms
         dest_type = "equipment_store" if self.rng.random() < 0.5 else "bay"
-        cands = rooms[rooms["room_type"] == dest_type]["room_id"].to_numpy()
+        cands = self._rooms_of_type.get(dest_type, np.empty(0, dtype=object))
         self.job[i] = (dev, cands[int(self.rng.integers(cands.size))])
         return self.room[dev], (float(self.pos[dev, 0]), float(self.pos[dev, 1])), 5.0
 
@@ -286,19 +303,50 @@ class HospitalSimulator:
             self._duty_minute = minute
         return self._duty
 
+    def _build_reader_trees(self) -> dict[int, tuple[np.ndarray, cKDTree]] | None:
+        """One KD-tree of antennas per floor (None when a floor has fewer than 4 antennas: the
+        stray read takes the 4th nearest, so such sites use the dense distance matrix)."""
+        rd = self._readers
+        rfloor = rd["floor_id"].map(self._floor_index).to_numpy()
+        rxy = rd[["x_m", "y_m"]].to_numpy(dtype=float)
+        trees = {}
+        for f in range(len(self.floor_ids)):
+            idx = np.flatnonzero(rfloor == f)
+            if idx.size < 4:
+                return None
+            trees[f] = (idx, cKDTree(rxy[idx]))
+        return trees
+
+    def _nearest_antennas(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(nearest, 4th nearest, hypot distances to all used antennas) on the tag's own floor."""
+        rd = self._readers
+        rxy = rd[["x_m", "y_m"]].to_numpy(dtype=float)
+        if self._reader_trees is None:
+            rfloor = rd["floor_id"].map(self._floor_index).to_numpy()
+            d = np.hypot(self.pos[rows, None, 0] - rxy[None, :, 0], self.pos[rows, None, 1] - rxy[None, :, 1])
+            d[self.floor[rows, None] != rfloor[None, :]] = np.inf
+            return np.argmin(d, axis=1), np.argsort(d, axis=1)[:, 3], rxy
+        best, fourth = np.empty(rows.size, dtype=np.intp), np.empty(rows.size, dtype=np.intp)
+        for f in np.unique(self.floor[rows]):
+            m = self.floor[rows] == f
+            idx, tree = self._reader_trees[int(f)]
+            _, k = tree.query(self.pos[rows[m]], k=4)
+            cand = idx[k]
+            p = self.pos[rows[m]]
+            d = np.hypot(p[:, None, 0] - rxy[cand, 0], p[:, None, 1] - rxy[cand, 1])
+            # equidistant antennas: the lower index, as argmin over the dense matrix picks
+            tie_free = np.where(d == d.min(axis=1, keepdims=True), cand, np.iinfo(np.intp).max)
+            best[m], fourth[m] = tie_free.min(axis=1), cand[:, 3]
+        return best, fourth, rxy
+
     def _reader_reads(self, rows: np.ndarray, ts: pd.DatetimeIndex) -> pd.DataFrame:
         rd = self._readers
         if rows.size == 0:
             return pd.DataFrame(columns=["ts", "tag_id", "reader_id", "antenna", "rssi_dbm", "x_m", "y_m", "floor_id"])
-        rfloor = rd["floor_id"].map(self._floor_index).to_numpy()
-        rxy = rd[["x_m", "y_m"]].to_numpy()
-        d = np.hypot(self.pos[rows, None, 0] - rxy[None, :, 0], self.pos[rows, None, 1] - rxy[None, :, 1])
-        d[self.floor[rows, None] != rfloor[None, :]] = np.inf
-        best = np.argmin(d, axis=1)
+        best, second, rxy = self._nearest_antennas(rows)
         stray = self.rng.random(rows.size) < STRAY_READ_RATE
-        second = np.argsort(d, axis=1)[:, 3]
         best = np.where(stray, second, best)
-        dist = d[np.arange(rows.size), best]
+        dist = np.hypot(self.pos[rows, 0] - rxy[best, 0], self.pos[rows, 1] - rxy[best, 1])
         rssi = -40.0 - 20.0 * np.log10(np.maximum(dist, 0.3) + 1.0) + self.rng.normal(0, 2.0, rows.size)
         return pd.DataFrame({"ts": ts[rows], "tag_id": self.tag_id[rows], "reader_id": rd["reader_id"].to_numpy()[best],
                              "antenna": rd["antenna"].to_numpy()[best].astype(float), "rssi_dbm": rssi.round(1),

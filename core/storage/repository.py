@@ -10,7 +10,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import PrimaryKeyConstraint, Table, UniqueConstraint, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,6 +26,49 @@ def _records(df: pd.DataFrame) -> list[dict]:
         return []
     out = df.astype(object).where(df.notna(), None)
     return out.to_dict(orient="records")
+
+
+def _tuples(df: pd.DataFrame, cols: list[str]) -> list[tuple]:
+    """Rows as tuples of plain Python values, missing values as None (what _records gives, built
+    column-wise with numpy instead of per cell)."""
+    out = []
+    for c in cols:
+        col = df[c]
+        if pd.api.types.is_float_dtype(col.dtype) or pd.api.types.is_integer_dtype(col.dtype) \
+                or pd.api.types.is_bool_dtype(col.dtype):
+            arr = col.to_numpy()
+            if arr.dtype.kind == "f" and np.isnan(arr).any():
+                obj = arr.astype(object)
+                obj[np.isnan(arr)] = None
+                out.append(obj.tolist())
+            else:
+                out.append(arr.tolist())
+        elif isinstance(col.dtype, pd.StringDtype):          # always str or missing
+            out.append(col.to_numpy(dtype=object, na_value=None).tolist())
+        else:
+            arr = col.to_numpy(dtype=object)
+            miss = pd.isna(arr)
+            if miss.any():
+                arr = arr.copy()
+                arr[miss] = None
+            if any(issubclass(t, np.generic) for t in set(map(type, arr))):
+                arr = np.array([v.item() if isinstance(v, np.generic) else v for v in arr], dtype=object)
+            out.append(arr.tolist())
+    return list(zip(*out))
+
+
+def _in_key_order(table: Table, df: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted (stably: duplicates keep their order, so "first one wins" is unchanged) by the
+    table's unique key, so a batch walks the key index in order instead of jumping around it (about
+    2× faster inserts in SQLite at 50 k rows). Tables keyed by an autoincrement id keep their order."""
+    keys = next((list(c.columns.keys()) for c in table.constraints
+                 if isinstance(c, UniqueConstraint) and not isinstance(c, PrimaryKeyConstraint)), None)
+    if keys is None:
+        pk = list(table.primary_key.columns.keys())
+        keys = pk if pk and not any(table.c[k].autoincrement is True for k in pk) else None
+    if not keys or not set(keys) <= set(df.columns) or len(df) < 2:
+        return df
+    return df.sort_values(keys, kind="stable")
 
 
 class Repository:
@@ -86,10 +129,11 @@ class Repository:
             n_reads = 0
             if reads is not None and len(reads):
                 n_reads = len(reads)
-                self._insert_ignore(conn, s.raw_reads, _records(reads))
+                if not self._bulk_write(conn, s.raw_reads, reads, conflict="ignore"):
+                    self._insert_ignore(conn, s.raw_reads, _records(reads))
             if len(presence):
                 self._upsert_presence(conn, presence)
-            if len(changes):
+            if len(changes) and not self._bulk_write(conn, s.presence_changes, changes):
                 conn.execute(insert(s.presence_changes), _records(changes))
             if len(quarantine):
                 q = pd.DataFrame({"received_ms": now_ms, "source": quarantine["source"].astype(str),
@@ -116,6 +160,8 @@ class Repository:
             conn.execute(insert(table), rows)
 
     def _upsert_presence(self, conn: Connection, presence: pd.DataFrame) -> None:
+        if self._bulk_write(conn, s.presence, presence, conflict="update"):
+            return
         rows = _records(presence[["tag_id", "entity_id", "floor_id", "room_id", "bed_id", "x_m", "y_m",
                                   "since_ms", "last_seen_ms"]])
         if self.dialect in ("sqlite", "postgresql"):
@@ -130,6 +176,55 @@ class Repository:
         else:  # pragma: no cover - other dialects
             conn.execute(delete(s.presence).where(s.presence.c.tag_id.in_([r["tag_id"] for r in rows])))
             conn.execute(insert(s.presence), rows)
+
+    # ---------- bulk fast path (feed writes at hospital scale) ----------
+    def _bulk_write(self, conn: Connection, table: Table, df: pd.DataFrame, conflict: str | None = None) -> bool:
+        """Write a frame through the raw DB-API connection of this transaction: sqlite3 executemany of
+        plain tuples (WAL), or PostgreSQL COPY into a temp table then one INSERT ... SELECT. Same rows
+        and conflict rules as the Core statements, at a fraction of their per-row cost (dict
+        records and per-row parameter processing dominate otherwise). `conflict`: None (plain
+        insert), "ignore" (keep the stored row) or "update" (replace all non-key columns).
+        Returns False when this dialect has no fast path."""
+        if self.dialect not in ("sqlite", "postgresql"):
+            return False
+        cols = [c.name for c in table.columns if c.name in df.columns]
+        if self.dialect == "sqlite":
+            df = _in_key_order(table, df)
+            self._sqlite_cache(conn)
+        rows = _tuples(df, cols)
+        keys = [c.name for c in table.primary_key.columns] if conflict == "update" else []
+        collist = ", ".join(cols)
+        if conflict == "update":
+            sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
+            tail = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+        else:
+            tail = " ON CONFLICT DO NOTHING" if conflict == "ignore" else ""
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * len(cols))
+            verb = "INSERT OR IGNORE" if conflict == "ignore" else "INSERT"      # as the Core path does
+            conn.exec_driver_sql(f"{verb} INTO {table.name} ({collist}) VALUES ({marks})"
+                                 f"{tail if conflict == 'update' else ''}", rows)
+            return True
+        tmp = f"_ws_bulk_{table.name}"
+        # dropped at commit: a pooled session keeps no object that depends on the real table
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {tmp} ON COMMIT DROP AS "
+                             f"SELECT {collist} FROM {table.name} WITH NO DATA")
+        cur = conn.connection.driver_connection.cursor()
+        with cur.copy(f"COPY {tmp} ({collist}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({collist}) SELECT {collist} FROM {tmp}{tail}")
+        conn.exec_driver_sql(f"TRUNCATE {tmp}")
+        return True
+
+    @staticmethod
+    def _sqlite_cache(conn: Connection) -> None:
+        """A 64 MB page cache for the feed writer's connection (SQLite's default is 2 MB): the
+        raw_reads identity index and the presence key stay in memory between ticks."""
+        info = conn.connection.info
+        if not info.get("ws_cache"):
+            conn.exec_driver_sql("PRAGMA cache_size=-65536")
+            info["ws_cache"] = True
 
     def _bump_stats(self, conn: Connection, source: str, accepted: int, quarantined: int, now_ms: int) -> None:
         res = conn.execute(update(s.feed_stats).where(s.feed_stats.c.source == source).values(

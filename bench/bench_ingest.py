@@ -98,7 +98,9 @@ def scale_row(site, sim: HospitalSimulator, ticks: int, tmp: Path) -> Row:
     keep up with one read per tag per second."""
     from core.services import build_pipeline
     repo = _fresh(f"sqlite:///{tmp / 'scale.db'}", site)
-    pipe = build_pipeline(site, repo, Settings())
+    # the synthetic hospital has no clinical sample (fridges, bins, monitors): the alarm service runs
+    # its location and tag rules on live presence but simulates no sensors (as with a real feed)
+    pipe = build_pipeline(site, repo, Settings(feed="none"))
     walls, cpus, sims = [], [], []
     for k in range(ticks + 1):
         now = T0 + timedelta(seconds=600 + k)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
+import logging
+
 import pandas as pd
 
 from core.config import Settings
@@ -15,6 +17,9 @@ from core.locate import locate_reads
 from core.models import to_ms
 from core.presence import PresenceTracker
 from core.storage.repository import Repository
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +77,7 @@ class Pipeline:
             try:
                 hook(result, now)
             except Exception as exc:  # noqa: BLE001 - one failing consumer must not stop the others
+                log.exception("tick hook %s failed", getattr(hook, "__qualname__", hook))
                 errors.append(f"{getattr(hook, '__name__', hook)}: {exc.__class__.__name__}: {exc}")
         if errors:
             raise HookError("; ".join(errors))

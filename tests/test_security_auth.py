@@ -338,3 +338,17 @@ def test_sso_login_creates_account_follows_role_and_refuses_disabled(auth, engin
         auth.sso_login(claims, "charge_nurse", T0 + timedelta(seconds=30))
     done = [a for a, actor, _ in actions(engine) if actor in ("sso.admin", "sso:https://idp")]
     assert done == ["user_created", "login_success", "login_failed", "role_changed", "login_success", "login_failed"]
+
+
+def test_demo_code_command_prints_the_code_an_authenticator_shows(monkeypatch, capsys):
+    from datetime import datetime, timezone
+    from core.security import totp
+    from core.security.__main__ import main
+    from core.security.auth import DEMO_ACCOUNTS
+    monkeypatch.setenv("WARDSIGHT_DEMO", "1")
+    assert main(["demo-code", "nurse"]) == 0
+    secret = next(s for u, _, _, s in DEMO_ACCOUNTS if u == "nurse")
+    now = datetime.now(timezone.utc)
+    assert capsys.readouterr().out.strip() in {totp.code_at(secret, now, k) for k in (-1, 0)}
+    monkeypatch.setenv("WARDSIGHT_DEMO", "0")
+    assert main(["demo-code", "nurse"]) == 2

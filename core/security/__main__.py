@@ -4,6 +4,7 @@
     python -m core.security purge [--db URL] [--older-than-days N] [--staff-history-hours H]
     python -m core.security roles-matrix          # the Markdown access matrix for the README
     python -m core.security demo-accounts         # the demo accounts table for the README
+    python -m core.security demo-code nurse       # the demo account's current 6-digit code (demo only)
 
 --db and the retention periods default to the settings (WARDSIGHT_DB_URL, WARDSIGHT_RAW_RETENTION_DAYS,
 WARDSIGHT_STAFF_HISTORY_HOURS). The app also runs the purge itself once an hour (core.security.hooks).
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                             "(default: WARDSIGHT_STAFF_HISTORY_HOURS)")
     sub.add_parser("roles-matrix", help="print the access matrix as Markdown")
     sub.add_parser("demo-accounts", help="print the demo accounts as Markdown")
+    code = sub.add_parser("demo-code", help="print a demo account's current TOTP code (WARDSIGHT_DEMO only)")
+    code.add_argument("username")
     return parser
 
 
@@ -47,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from core.config import Settings
     cfg = Settings.from_env()
+    if args.command == "demo-code":
+        from core.security import totp
+        from core.security.auth import DEMO_ACCOUNTS
+        secrets = {u: sec for u, _, _, sec in DEMO_ACCOUNTS}
+        if not cfg.demo_mode or args.username not in secrets:
+            print(json.dumps({"error": "demo codes exist only for demo accounts with WARDSIGHT_DEMO on"}))
+            return 2
+        print(totp.code_at(secrets[args.username], datetime.now(timezone.utc)))
+        return 0
     from core.security import audit, privacy, tables  # noqa: F401  (tables registers the schema)
     from core.storage.engine import make_engine
     try:

@@ -70,14 +70,16 @@ def _to_sql_seconds(repo: Repository, site, raw) -> tuple[float, int]:
 
 
 def bench_schema_url(url: str) -> str:
-    """The PostgreSQL URL with search_path set to a `ws_bench` schema (created here), so the bench
-    never drops or fills the tables of the database it is pointed at."""
+    """The PostgreSQL URL with search_path set to a `ws_bench_<pid>` schema (created here), so the
+    bench never drops or fills the tables of the database it is pointed at, and two runs at once
+    (a benchmark and the smoke test) never lock each other."""
     from sqlalchemy import create_engine, text
+    schema = f"ws_bench_{os.getpid()}"
     eng = create_engine(url)
     with eng.begin() as conn:
-        conn.execute(text("CREATE SCHEMA IF NOT EXISTS ws_bench"))
+        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     eng.dispose()
-    return url + ("&" if "?" in url else "?") + "options=-csearch_path%3Dws_bench"
+    return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
 
 
 def _backend_row(name: str, url: str, site, raws, target_rate: float) -> Row:

@@ -159,7 +159,9 @@ def test_bedside_tablet_follows_the_doctor_to_the_bed_and_back(app):
         bs.service_of(feed.pipe).release_badge(DEMO_STAFF["doctor"])          # walks away
         left = time.monotonic()
         page.get_by_role("heading", name="My patients").wait_for(timeout=(8 + SWITCH_S + 2) * 1000)
-        assert time.monotonic() - left >= 5               # not before the exit hysteresis has passed
+        # not at once: the exit hysteresis (8 s after the last at-bed read) holds the patient on screen;
+        # measured from the release, which on a loaded machine can lag the last read by seconds
+        assert time.monotonic() - left >= 2
     finally:
         feed.stop()
     print(f"switched to the patient {switched_s:.1f} s after arrival")

@@ -5,6 +5,9 @@ from core.security import roles
 from ui import auth, nav, render, state
 
 st.set_page_config(page_title="Wardsight", page_icon="🏥", layout="wide")
+# Streamlit dims elements while a fragment reruns; on a live map that dimming would look exactly like
+# our "Stale" fading, so it is switched off: faded means stale data, nothing else.
+st.html("<style>[data-stale='true']{opacity:1 !important;transition:none !important}</style>")
 
 state.repo()     # create the schema and load the site on first start
 state.feed()     # the simulated hospital feed: once per server process

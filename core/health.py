@@ -172,14 +172,18 @@ class HealthReport:
 
 
 def silent_readers(repo, site, now: datetime, silent_after_s: float) -> pd.DataFrame:
-    """Every antenna of the site with its newest read; `silent` when older than `silent_after_s` or never."""
+    """Every antenna of the site with its newest read; `silent` when it was heard but not for
+    `silent_after_s`; `never` when it has not been heard at all since the store began (a wiring or
+    configuration question rather than an outage, so it is counted apart)."""
     rd = site.readers[["reader_id", "antenna", "floor_id", "room_id"]].copy()
     rd["origin"] = rd["reader_id"].astype(str) + ":" + rd["antenna"].astype(int).astype(str)
     last = repo.last_read_per_origin(rd["origin"].tolist())
     rd = rd.merge(last, on="origin", how="left")
     age_s = (to_ms(now) - rd["last_read_ms"].astype(float)) / 1000.0
     rd["silent_s"] = age_s
-    rd["silent"] = (~np.isfinite(age_s.to_numpy())) | (age_s.to_numpy() > silent_after_s)
+    heard = np.isfinite(age_s.to_numpy())
+    rd["never"] = ~heard
+    rd["silent"] = heard & (age_s.to_numpy() > silent_after_s)
     return rd.sort_values(["silent", "silent_s"], ascending=[False, False], na_position="first",
                           ignore_index=True)
 

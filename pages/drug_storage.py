@@ -29,7 +29,7 @@ def temperature_chart(loc, series, episodes):
     fig = go.Figure()
     # allowed band (USP / CDC limits of the unit's storage class, core.alarms.rules)
     fig.add_hrect(y0=rule.low_c, y1=rule.high_c, fillcolor="rgba(46,125,50,0.12)", line_width=0,
-                  annotation_text=f"allowed {rule.low_c:g}–{rule.high_c:g} °C", annotation_position="top left")
+                  annotation_text=f"allowed {rule.low_c:g} to {rule.high_c:g} °C", annotation_position="top left")
     for _, e in episodes.iterrows():
         fig.add_vrect(x0=e["start"].tz_convert(site.tz), x1=e["end"].tz_convert(site.tz),
                       fillcolor="rgba(176,0,32,0.15)", line_width=0)

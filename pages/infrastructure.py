@@ -32,8 +32,9 @@ def board() -> None:
     rep = health.report(state.repo(), site, now, silent_after_s=cfg.reader_silent_s, low_battery_pct=cfg.low_battery_pct)
     last_min = rep.rate.tail(1)
     c = st.columns(4)
+    never = int(rep.readers["never"].sum())
     c[0].metric("Silent antennas", f"{rep.silent_count}/{len(rep.readers)}",
-                help=f"no read for more than {cfg.reader_silent_s:.0f} s (WARDSIGHT_READER_SILENT_S)")
+                help=f"heard before, but no read for more than {cfg.reader_silent_s:.0f} s (WARDSIGHT_READER_SILENT_S)")
     c[1].metric("Low batteries", len(rep.low_battery), help=f"below {cfg.low_battery_pct:.0f} % (WARDSIGHT_LOW_BATTERY_PCT)")
     c[2].metric("Reads, last minute", f"{int(last_min['reads'].sum()):,}" if len(last_min) else "0")
     lag = last_min["lag_mean_ms"].iloc[0] if len(last_min) else float("nan")
@@ -41,6 +42,9 @@ def board() -> None:
                 help="server time at ingest minus the read's own timestamp (network, batching, reader clock)")
     render.updated(now)
 
+    if never:
+        st.caption(f"{never} antennas have never been heard since this store began — often bed antennas with no "
+                   "passive tag nearby yet; check their configuration if that persists.")
     st.subheader(f"Silent readers (no read for more than {cfg.reader_silent_s:.0f} s)")
     silent = health.silent_by_reader(rep.readers)
     if silent.empty:
@@ -56,7 +60,9 @@ def board() -> None:
     if low.empty:
         st.success("No tag reports a low battery.")
     else:
-        st.dataframe(pd.DataFrame({"tag": low["tag_id"], "worn by / fixed to": low["name"], "kind": low["kind"],
+        short = low["entity_id"].map(state.site().entities.set_index("entity_id")["short_name"])
+        worn_by = low["name"].where((low["kind"] != "patient") | auth.can("see_patient_identity"), short)
+        st.dataframe(pd.DataFrame({"tag": low["tag_id"], "worn by / fixed to": worn_by, "kind": low["kind"],
                                    "battery %": low["battery_pct"].round(0), "reported": clock(low["reported_ms"])}),
                      hide_index=True, width="stretch")
 

@@ -30,8 +30,8 @@ patient = c2.selectbox("Patient", list(here["patient_id"]), key="vs_patient",
                        format_func=lambda p: f"bed {here.set_index('patient_id').at[p, 'bed_id']} · "
                                              f"{ui.patient_label(p, identity=identity)}")
 if st.session_state.get("vs_audited") != patient:
-    auth.record("view_patient_record", object_type="patient", object_id=patient, patient_id=patient,
-                detail={"page": "vitals", "what": "NEWS2 trend and observations"})
+    auth.record("patient_record_view", object_type="patient", object_id=patient, patient_id=patient,
+                reason="vital signs review", detail={"page": "vitals", "what": "NEWS2 trend and observations"})
     st.session_state["vs_audited"] = patient
 
 LIMIT_S = dict(DEFAULT_RULES.vitals.overdue_after_s)

@@ -44,8 +44,10 @@ def test_silent_readers_are_those_without_recent_reads(pipe):
     assert len(rep) == len(site.readers)                        # every expected antenna is listed
     assert not by.at["RD-WA-S1:1", "silent"] and by.at["RD-WA-S1:1", "silent_s"] == pytest.approx(10)
     assert by.at["RD-WA-S2:1", "silent"] and by.at["RD-WA-S2:1", "silent_s"] == pytest.approx(500)
-    assert rep["silent"].sum() == len(site.readers) - 1
-    assert pd.isna(by.at["RD-WA-S1:2", "last_read_ms"])        # never heard: silent, no time
+    assert rep["silent"].sum() == 1                             # heard, then quiet too long
+    assert rep["never"].sum() == len(site.readers) - 2          # never heard: counted apart, no time
+    assert by.at["RD-WA-S1:2", "never"] and not by.at["RD-WA-S1:2", "silent"]
+    assert pd.isna(by.at["RD-WA-S1:2", "last_read_ms"])
 
 
 def test_low_battery_keeps_the_newest_report_per_tag(pipe):

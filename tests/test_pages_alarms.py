@@ -85,7 +85,7 @@ def test_vitals_page_audits_the_record_view_and_shows_subscores(repo):
     assert not at.exception, at.exception
     pid = at.selectbox(key="vs_patient").value
     log = audit.entries(repo.engine, object_type="patient", patient_id=pid)
-    assert (log["action"] == "view_patient_record").sum() >= 1
+    assert (log["action"] == "patient_record_view").sum() >= 1
     figs = _figs(at)
     assert figs and any(t.get("name") == "NEWS2" for t in figs[0]["data"])
     assert "resp_rate" in str(at.dataframe[-1].value["parameter"].tolist())

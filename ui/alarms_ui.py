@@ -183,7 +183,7 @@ def render_alarm(a: pd.Series, now: datetime, *, user, can_act: bool, identity: 
             c2.markdown(f"<small>{html.escape(line)}</small>", unsafe_allow_html=True)
         c3.markdown(f"<small>raised {age(a['raised_at'], now)} ago · {escalation_text(a)}<br>"
                     f"nearest: <b>{html.escape(staff_name(a.get('nearest_responder')))}</b>"
-                    + (f"<br>ack by {html.escape(str(a['acknowledged_by']))}" if a.get("acknowledged_by") else "")
+                    + (f"<br>ack by {html.escape(str(a['acknowledged_by']))}" if _present(a.get("acknowledged_by")) else "")
                     + "</small>", unsafe_allow_html=True)
         _actions(c4, a, now, user=user, can_act=can_act, key_prefix=key_prefix)
 
@@ -267,3 +267,8 @@ def news2_trend(v: pd.DataFrame, tz) -> go.Figure:
     fig.update_layout(height=320, margin=dict(l=4, r=4, t=10, b=30), yaxis=dict(range=[-0.5, top], title="NEWS2"),
                       legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+def _present(value) -> bool:
+    """A real value (None, NaN and empty strings from the store are 'not set')."""
+    return value is not None and not (isinstance(value, float) and value != value) and str(value).strip() != ""

@@ -567,7 +567,7 @@ class AlarmService:
                     "floor_id": None if row is None else row["floor_id"],
                     "x_m": np.nan if row is None else row["x_m"], "y_m": np.nan if row is None else row["y_m"],
                     "exclude": (who,) if who else (),
-                    "message": f"duress button pressed by {name} at {pd.Timestamp(ts):%H:%M:%S} UTC in "
+                    "message": f"duress button pressed by {name} at {pd.Timestamp(ts).tz_convert(self.site.tz):%H:%M:%S} in "
                                f"{self._rooms['name'].get(room, room) if room else 'an unknown place'}"}]))
         low = self.battery[self.battery < self.rules.location.low_battery_pct]
         if len(low):

@@ -62,6 +62,12 @@ class HospitalSimulator:
         self.target_floor = np.zeros(n, dtype=np.int16)
         self.moving = np.zeros(n, dtype=bool)
         self.dwell_until = np.zeros(n)
+        # a few device tags with a loose battery contact drop out for 90 s every 5 min, so the map
+        # shows Stale (faded) markers the way a real ward does
+        self.flaky = np.zeros(n, dtype=bool)
+        dev = np.flatnonzero(self.kind == "device")
+        if dev.size:
+            self.flaky[self.rng.choice(dev, size=min(3, dev.size), replace=False)] = True
         # active (RTLS) badges report their battery; a few are nearly flat so low-battery alarms show
         self.battery_pct = np.where(self.rng.random(n) < 0.04, self.rng.uniform(5, 14, n), self.rng.uniform(25, 100, n))
         self.speed = np.array([WALK_MPS.get(k, 1.0) for k in self.kind]) * self.rng.uniform(0.85, 1.15, n)
@@ -276,6 +282,8 @@ class HospitalSimulator:
     def _emit(self, now: datetime) -> pd.DataFrame:
         n = self.tag_id.size
         active = self._tracked(now) & (self.rng.random(n) > DROP_RATE)
+        if (now.timestamp() % 300.0) < 90.0:
+            active &= ~self.flaky
         ts = pd.Timestamp(now).tz_convert("UTC") - pd.to_timedelta(self.rng.uniform(0, 0.4, n), unit="s")
         pos_rows = np.flatnonzero(active & ~self.reader_shape)
         noise = self.rng.normal(0, POSITION_NOISE_M, (pos_rows.size, 2))

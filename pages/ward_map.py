@@ -56,6 +56,8 @@ def live_map() -> None:
     fig = add_markers(go.Figure(_base(floor_id)), m, site.tz)
     x0, y0, x1, y1 = _extent(floor_id, ward)
     fig.update_xaxes(range=[x0 - 1, x1 + 1])
+    # ward names of wards outside the view would be cut at the edge: keep only those in view
+    fig.layout.annotations = [a for a in fig.layout.annotations if x0 - 1 <= a.x <= x1]
     fig.update_yaxes(range=[y0 - 1, y1 + 3])
     fig.update_layout(height=int(min(760, max(340, 1250 * (y1 - y0 + 4) / (x1 - x0 + 2) + 90))))
     st.plotly_chart(fig, width="stretch", config={"displaylogo": False, "scrollZoom": True},

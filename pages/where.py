@@ -38,7 +38,7 @@ table = pd.DataFrame({
     "name": view["label"], "kind": view["kind"], "role / type": view["subtype"].fillna("").str.replace("_", " "),
     "state": view["state"].str.title(),
     "room": view["room_name"].where(view["state"] != "unknown", "—"),
-    "bed": view["bed_id"].where(view["state"] != "unknown", None),
+    "bed": view["bed_id"].where(view["state"] != "unknown").fillna("—"),
     "since": view["since"].dt.tz_convert(site.tz).dt.strftime("%H:%M:%S"),
     "last seen": view["age_s"].map(age_text), "tag id": view["tag_id"]})
 st.dataframe(table, hide_index=True, width="stretch", height=420)

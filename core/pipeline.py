@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Callable
 
 import logging
+import queue
+import threading
 
 import pandas as pd
 
 from core.config import Settings
-from core.errors import WardsightError
+from core.errors import StorageError, WardsightError
 from core.ingest import Registry, validate
 from core.locate import locate_reads
 from core.models import to_ms
@@ -43,8 +45,18 @@ TickHook = Callable[["TickResult", datetime], None]
 
 
 class Pipeline:
-    def __init__(self, site, repo: Repository, settings: Settings, *, store_raw_reads: bool = True):
+    """`async_store=True` commits each tick on a writer thread while the caller computes the next one
+    (PostgreSQL/SQLite time overlaps with validation/locate/presence on the second core). A queue of
+    one pending tick gives back-pressure; a failed write is raised (StorageError) from the next
+    `process()` or `flush()`. Hooks then run before their tick is committed, so keep it off wherever
+    acknowledgements or hooks depend on the commit (the MQTT Committer uses the synchronous default)."""
+
+    def __init__(self, site, repo: Repository, settings: Settings, *, store_raw_reads: bool = True,
+                 async_store: bool = False):
         self.site, self.repo, self.settings = site, repo, settings
+        # the writer commits without waiting for the WAL flush (see Repository.write_tick `durable`)
+        self._writer = _Writer(lambda **job: repo.write_tick(**job, durable=False)) \
+            if async_store and _shared_across_threads(repo) else None
         self.registry = Registry.from_site(site)
         self.tracker = PresenceTracker(site.tags, change_reads=settings.room_change_reads)
         self.tracker.restore(repo.presence())
@@ -66,7 +78,7 @@ class Pipeline:
         upd = self.tracker.update(located)
         lost = self.tracker.expire(to_ms(now), self.settings.unknown_after_s)
         changes = upd.changes if lost.empty else pd.concat([upd.changes, lost], ignore_index=True)
-        self.repo.write_tick(reads=self.repo.raw_read_rows(located) if self.store_raw_reads else None,
+        (self._writer.submit if self._writer else self.repo.write_tick)(reads=self.repo.raw_read_rows(located) if self.store_raw_reads else None,
                              presence=upd.current if lost.empty else pd.concat(
                                  [upd.current, self.tracker._rows(self.tracker.tag_ids.get_indexer(lost["tag_id"]))],
                                  ignore_index=True),
@@ -82,6 +94,66 @@ class Pipeline:
         if errors:
             raise HookError("; ".join(errors))
         return result
+
+
+    def flush(self) -> None:
+        """Wait until every submitted tick is committed; raise the writer's error if one failed."""
+        if self._writer:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer:
+            self._writer.close()
+
+
+def _shared_across_threads(repo: Repository) -> bool:
+    """False for an in-memory SQLite database held per thread (SQLAlchemy's SingletonThreadPool): a
+    writer thread would see an empty database of its own, so such a pipeline stores synchronously."""
+    from sqlalchemy.pool import SingletonThreadPool
+    return not isinstance(repo.engine.pool, SingletonThreadPool)
+
+
+class _Writer:
+    """One daemon thread running `write(**kwargs)` for queued ticks, in order."""
+
+    def __init__(self, write: Callable[..., None], depth: int = 1):
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wardsight-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                self._write(**job)          # each tick is its own transaction: later ones still go
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller on its next call
+                log.exception("async tick write failed")
+                self._error = self._error or exc
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise StorageError(f"an earlier tick was not stored: {exc.__class__.__name__}: {exc}") from exc
+
+    def submit(self, **job) -> None:
+        self._raise()
+        self._queue.put(job)            # blocks while a tick is pending: back-pressure
+
+    def flush(self) -> None:
+        self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
 
 
 class HookError(WardsightError):

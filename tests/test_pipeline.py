@@ -14,6 +14,8 @@ from core.services import build_pipeline
 from core.snapshot import build_floor_snapshot
 from core.storage import schema as s
 from core.storage.repository import Repository
+from sqlalchemy import Integer, select
+
 from tests.helpers import T0, run_feed, sample_site
 
 SITE = sample_site()
@@ -114,3 +116,63 @@ def test_identity_hidden_on_request(repo):
     pats = snap.markers[snap.markers["kind"] == "patient"]
     full = set(SITE.patients["given"] + " " + SITE.patients["family"])
     assert not (set(pats["label"]) | set(pats["name"])) & full
+
+
+def _stored(r: Repository) -> dict:
+    keys = {s.raw_reads: ["tag_id", "ts_ms", "origin"], s.presence: ["tag_id"],
+            s.presence_changes: ["tag_id", "ts_ms"], s.quarantine: ["received_ms", "reason", "raw"]}
+    out = {}
+    for table, by in keys.items():
+        auto = [c.name for c in table.primary_key.columns if c.autoincrement is True or
+                (c.autoincrement == "auto" and isinstance(c.type, Integer))]
+        df = r._frame(select(table)).drop(columns=auto)
+        out[table.name] = df.sort_values(by, kind="stable").reset_index(drop=True)
+    return out
+
+
+def test_async_store_stores_exactly_what_the_synchronous_path_stores(tmp_path):
+    from core.pipeline import Pipeline
+    stored = []
+    for async_store in (False, True):
+        r = Repository.from_url(f"sqlite:///{tmp_path}/{async_store}.db")
+        r.create_schema()
+        r.load_site(SITE)
+        pipe = Pipeline(SITE, r, Settings(), async_store=async_store)
+        sim = HospitalSimulator(SITE, seed=4, fault_rate=0.02)
+        for k in range(8):
+            now = T0 + timedelta(seconds=k)
+            pipe.process(sim.step(now), now)
+        assert (pipe._writer is not None) == async_store
+        pipe.flush()
+        pipe.close()
+        stored.append(_stored(r))
+    for name, df in stored[0].items():
+        assert len(df), name
+        pd.testing.assert_frame_equal(df, stored[1][name], obj=name)
+
+
+def test_async_store_failure_surfaces_on_the_next_call_and_later_ticks_still_commit(tmp_path, monkeypatch):
+    from core.errors import StorageError
+    from core.pipeline import Pipeline
+    repo = Repository.from_url(f"sqlite:///{tmp_path}/w.db")
+    repo.create_schema()
+    repo.load_site(SITE)
+    pipe = Pipeline(SITE, repo, Settings(), async_store=True)
+    sim = HospitalSimulator(SITE, seed=4, fault_rate=0.0)
+    real, calls = repo.write_tick, []
+
+    def flaky(**job):
+        calls.append(job["now"])
+        if len(calls) == 1:
+            raise StorageError("disk full")
+        real(**job)
+    monkeypatch.setattr(repo, "write_tick", flaky)
+    pipe.process(sim.step(T0), T0)
+    pipe._writer._queue.join()                       # the failed write has happened
+    with pytest.raises(StorageError, match="disk full"):
+        pipe.process(sim.step(T0 + timedelta(seconds=1)), T0 + timedelta(seconds=1))
+    now = T0 + timedelta(seconds=2)
+    pipe.process(sim.step(now), now)
+    pipe.flush()                                     # no error left: reported once
+    assert repo.table_count(s.presence) > 0 and calls[-1] == now
+    pipe.close()

@@ -126,7 +126,7 @@ def add_markers(fig: go.Figure, markers: pd.DataFrame, tz) -> go.Figure:
     if markers.empty:
         return fig
     n = len(markers)
-    labels = _u(markers["label"].astype(str))
+    labels = markers["label"].astype(str).to_numpy(dtype=object).astype(str)
     since = markers["since"].dt.tz_convert(tz)
     clock = [f"{h:02d}:{m:02d}:{s_:02d}" for h, m, s_ in
              zip(since.dt.hour.tolist(), since.dt.minute.tolist(), since.dt.second.tolist())]
@@ -137,7 +137,11 @@ def add_markers(fig: go.Figure, markers: pd.DataFrame, tz) -> go.Figure:
     room = np.where(pd.isna(room), "—", room).tolist()
     bed = ["" if b is None or b != b else f" · bed {b}" for b in bed.tolist()]
     stale = np.where(state == "stale", " (STALE)", "").tolist()
-    details = _u(f"{r}{b}<br>here since {c}<br>last seen {a}{st}" for r, b, c, a, st in zip(room, bed, clock, seen, stale))
+    # the words and line breaks between the fields live in the per-trace template (a "<br>" costs
+    # 14 bytes of JSON as plotly escapes it); fields travel as 1-D string arrays (text, hovertext,
+    # customdata: every per-point attribute is a template variable), which plotly serialises whole
+    where = _u(r + b for r, b in zip(room, bed))
+    when = _u(f"{c}<br>last seen {a}{st}" for c, a, st in zip(clock, seen, stale))
     x = markers["x_m"].to_numpy(dtype=np.float32)
     y = markers["y_m"].to_numpy(dtype=np.float32)
     faded = state == "stale"
@@ -149,13 +153,19 @@ def add_markers(fig: go.Figure, markers: pd.DataFrame, tz) -> go.Figure:
         idx = order[cuts[k]:cuts[k + 1]]
         colour, symbol, label = style_for(cat)
         opacity = np.where(faded[idx], 0.3, 1.0).astype(np.float32) if faded[idx].any() else 1.0
+        # built from known-good values: plotly's validators would copy every array once more
         traces.append(go.Scattergl(
             x=x[idx], y=y[idx], mode="markers", name=label, legendgroup=cat,
             marker=dict(color=colour, symbol=symbol, size=12 if cat == "patient" else 11, opacity=opacity,
                         line=dict(width=1, color="white")),
-            text=labels[idx], customdata=details[idx],
-            hovertemplate=f"<b>%{{text}}</b><br>{label}<br>%{{customdata}}<extra></extra>"))
+            text=labels[idx], hovertext=when[idx],
+            hovertemplate=f"<b>%{{text}}</b><br>{label}<br>%{{customdata}}<br>here since %{{hovertext}}<extra></extra>",
+            _validate=False))
     fig.add_traces(traces)
+    # set after adding: add_traces deep-copies an object array (customdata always is one) string
+    # by string, the property setter copies it in one C call
+    for tr, k in zip(fig.data[-len(cats):], range(len(cats))):
+        tr.customdata = where[order[cuts[k]:cuts[k + 1]]]
     return fig
 
 

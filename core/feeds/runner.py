@@ -70,6 +70,12 @@ class FeedRunner:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
+        try:                    # an async_store pipeline commits what it still holds
+            getattr(self.pipeline, "flush", lambda: None)()
+        except Exception as exc:  # noqa: BLE001 - reported like a failed tick
+            self.status.errors += 1
+            self.status.last_error = f"{exc.__class__.__name__}: {exc}"
+            log.exception("feed flush failed")
 
     @property
     def running(self) -> bool:

@@ -399,6 +399,18 @@ def _doses(record: PatientRecord, now: datetime, window: timedelta, grace: timed
     return sorted(out, key=lambda d: (d.status != "overdue", d.due))
 
 
+def dose_label(due: datetime, status: str, today) -> str:
+    """How a dose's time reads on screen, never ambiguous when yesterday's missed 11:10 and today's
+    11:10 are both listed: "missed yesterday 11:10" / "missed Mon 11:10" for an overdue dose of an
+    earlier day, "OVERDUE 11:10" today, "due 11:10" / "due tomorrow 11:10" ahead. `due` is already in
+    the wall-clock zone the reader uses; `today` is that zone's date now."""
+    days = (due.date() - today).days
+    day = {0: "", -1: "yesterday ", 1: "tomorrow "}.get(days, f"{due:%a} ")
+    if status == "overdue":
+        return f"OVERDUE {due:%H:%M}" if days == 0 else f"missed {day}{due:%H:%M}"
+    return f"due {day}{due:%H:%M}"
+
+
 def _pending(record: PatientRecord) -> tuple:
     answered = {sr for r in record.results if r.available for sr in r.based_on}
     waiting = tuple(r for r in record.results if r.status in ("registered", "partial"))
@@ -441,8 +453,17 @@ def _is_fall_risk(record: PatientRecord) -> bool:
     return any(f.code in FALL_RISK_CODES or "fall" in (f.display or "").lower() for f in record.flags)
 
 
-def _nursing_tasks(view_meds: list[DueDose], reminders: list[Reminder], pending: tuple, fall: bool) -> tuple[str, ...]:
-    tasks = [f"{'OVERDUE: give' if d.status == 'overdue' else 'Give'} {d.medication} (due {d.due:%H:%M})" for d in view_meds]
+def _dose_task(d: DueDose, today) -> str:
+    when = dose_label(d.due, d.status, today)
+    if d.status != "overdue":
+        return f"Give {d.medication} ({when})"
+    return f"OVERDUE: give {d.medication} ({when if when.startswith('missed') else f'due {d.due:%H:%M}'})"
+
+
+def _nursing_tasks(view_meds: list[DueDose], reminders: list[Reminder], pending: tuple, fall: bool,
+                   now: datetime) -> tuple[str, ...]:
+    # core has no site time zone: task times are UTC wall-clock (the pages label doses in local time)
+    tasks = [_dose_task(d, utc(now).date()) for d in view_meds]
     tasks += ["Record a full set of observations" for r in reminders if r.kind == "obs_overdue"]
     if fall:
         tasks.append("Falls precautions: bed low, brakes on, call bell and walking aid within reach")
@@ -481,7 +502,7 @@ def build_bedside_view(record: PatientRecord, now: datetime, last_visit: datetim
         latest_vitals=_latest_vitals(vitals), news2=int(news["total"].iloc[-1]) if len(news) else None,
         news2_history=tuple((t.to_pydatetime(), int(s)) for t, s in zip(news["ts"], news["total"])),
         results_new=new_results, results_pending=pending, meds_due=tuple(doses), reminders=tuple(reminders),
-        nursing_tasks=_nursing_tasks(doses, reminders, pending, fall) if variant == "nurse" else (),
+        nursing_tasks=_nursing_tasks(doses, reminders, pending, fall, now) if variant == "nurse" else (),
         variant=variant, since=since)
 
 

@@ -224,6 +224,17 @@ class BedsideService:
         return out, {"demo_badge_override": int(own.sum())} if own.any() else {}
 
 
+def demo_bed_choices(beds: pd.DataFrame, my_beds, ward_id: str | None) -> list[str]:
+    """Beds the demo badge control offers: my patients' beds first, then the rest of my ward, then
+    the other wards — so arriving at a patient not in my care (break-glass) can be shown too."""
+    known = set(beds["bed_id"])
+    mine = [b for b in dict.fromkeys(my_beds) if b in known]
+    rest = beds[~beds["bed_id"].isin(mine)]
+    other_ward = (rest["ward_id"] != ward_id).to_numpy()
+    order = np.lexsort((rest["bed_id"].to_numpy(dtype=str), other_ward))
+    return mine + rest["bed_id"].to_numpy(dtype=object)[order].tolist()
+
+
 # ---------------------------------------------------------------- composition root
 
 def install(pipeline) -> BedsideService:

@@ -60,6 +60,9 @@ def away(now, here) -> None:
                    icon=":material/badge:")
     else:
         st.info("Go to a patient's bed: this page switches to them automatically.", icon=":material/bed:")
+    st.caption(f"Arriving at a bed: the bedside session opens after {cfg.bedside_dwell_s:g} s there "
+               "(WARDSIGHT_BEDSIDE_DWELL_S), then this page switches within 1–2 s — patient on screen "
+               f"≈ {cfg.bedside_dwell_s:g} s + ≤ 2 s after arrival.")
     rows, _ = ui.my_patient_rows(user.staff_id, now, ui.variant_for(user.role))
     if rows.empty:
         st.caption("No patients are assigned to you on a shift running now. The care team page shows the allocation.")

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
-from core.bedside import (BedsideTracker, assign_beds, bedside_sessions, build_bedside_view, care_context,
+from core.bedside import (BedsideTracker, assign_beds, bedside_sessions, build_bedside_view, care_context, dose_label,
                           news2_band)
 from core.errors import InvalidInput
 from core.fhir import load
@@ -237,3 +237,34 @@ def test_view_results_since_last_visit_and_obs_overdue(records):
     assert any(r.kind == "obs_overdue" and r.severity == "urgent" for r in v.reminders)   # 1-hourly at NEWS2 5
     with pytest.raises(InvalidInput):
         build_bedside_view(rec, NOW, variant="porter")
+
+
+TODAY = datetime(2026, 3, 10, tzinfo=timezone.utc).date()          # a Tuesday
+
+
+@pytest.mark.parametrize("due, status, label", [
+    (datetime(2026, 3, 9, 11, 10), "overdue", "missed yesterday 11:10"),
+    (datetime(2026, 3, 7, 11, 10), "overdue", "missed Sat 11:10"),
+    (datetime(2026, 3, 10, 11, 10), "overdue", "OVERDUE 11:10"),
+    (datetime(2026, 3, 10, 11, 10), "due", "due 11:10"),
+    (datetime(2026, 3, 11, 7, 0), "due", "due tomorrow 07:00"),
+], ids=["missed-yesterday", "missed-days-ago", "overdue-today", "due-today", "due-tomorrow"])
+def test_dose_label_names_the_day_unless_today(due, status, label):
+    assert dose_label(due, status, TODAY) == label
+
+
+def test_yesterdays_missed_dose_and_todays_same_time_read_differently(records):
+    """A once-daily-ish schedule seen over 24 h lists the same clock time twice: the labels must differ."""
+    for now in (NOW, NOW + timedelta(hours=7), NOW + timedelta(hours=19)):
+        v = build_bedside_view(records["P1"], now, news2=pd.DataFrame({"ts": [now], "total": [1]}))
+        labels = [dose_label(d.due, d.status, now.date()) + d.medication for d in v.meds_due]
+        assert len(labels) == len(set(labels))
+        for d in v.meds_due:
+            missed = d.status == "overdue" and d.due.date() < now.date()
+            assert dose_label(d.due, d.status, now.date()).startswith("missed") == missed
+        if now == NOW:                                                 # the reviewer's case: same clock time twice
+            times = [f"{d.due:%H:%M}" for d in v.meds_due]
+            assert any(times.count(t) > 1 for t in times)
+            assert any(dose_label(d.due, d.status, now.date()).startswith("missed yesterday") for d in v.meds_due)
+        tasks = [t for t in v.nursing_tasks if "give" in t.lower()]
+        assert len(tasks) == len(set(tasks)) == len(v.meds_due)

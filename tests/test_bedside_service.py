@@ -203,3 +203,13 @@ def test_hold_is_refused_outside_demo_mode():
     _, _, pipe = _pipe(Settings(demo_mode=False))
     with pytest.raises(InvalidInput, match="demo mode"):
         pipe.bedside.hold_badge("S010", "WA-S1-1", T0)
+
+
+def test_demo_bed_choices_put_my_beds_first_then_my_ward_then_the_rest():
+    site = sample_site()
+    mine = ["WA-B1-2", "WA-S1-1"]
+    beds = bs.demo_bed_choices(site.beds, mine + [None, "NO-SUCH-BED"], "WA")
+    ward = site.beds.set_index("bed_id")["ward_id"]
+    assert beds[:2] == mine and sorted(beds) == sorted(site.beds["bed_id"])
+    rest = [ward[b] == "WA" for b in beds[2:]]
+    assert rest == sorted(rest, reverse=True) and not all(rest)           # my ward before other wards

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import bedside_service as bs
 from core import care_team
-from core.bedside import BedsideView, build_bedside_view, care_context, news2_from_vitals, schedule
+from core.bedside import BedsideView, build_bedside_view, care_context, dose_label, news2_from_vitals, schedule
 from core.errors import InvalidInput
 from core.security import auth as core_auth
 from core.sample_fhir import load_records
@@ -148,19 +148,32 @@ def demo_badge_control(user, now: datetime) -> None:
         if svc is None:
             st.warning("The bedside service is not installed in the pipeline.")
             return
-        mine = care_team.my_patients(state.repo(), state.site(), user.staff_id, now)
-        beds = mine["bed_id"].dropna().tolist() or state.site().beds["bed_id"].tolist()
+        site = state.site()
+        mine = care_team.my_patients(state.repo(), site, user.staff_id, now)
+        ward = site.entities.set_index("entity_id")["ward_id"].get(user.staff_id)
+        beds = bs.demo_bed_choices(site.beds, mine["bed_id"].dropna(), ward)
         names = dict(zip(mine["bed_id"], mine["name"]))
         held = svc.held_bed(user.staff_id)
         c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
-        bed = c1.selectbox("Bed", beds, index=beds.index(held) if held in beds else 0, key="demo_bed",
-                           format_func=lambda b: f"{b} · {names[b]}" if b in names else b)
-        if c2.button(f"Simulate my badge at bed {bed}", key="demo_go", icon=":material/near_me:"):
-            svc.hold_badge(user.staff_id, bed, now)
-        if c3.button("Walk away", key="demo_leave", icon=":material/directions_walk:", disabled=held is None):
-            svc.release_badge(user.staff_id)
+        bed = c1.selectbox("Bed (my patients first, ★)", beds, index=beds.index(held) if held in beds else 0,
+                           key="demo_bed",
+                           format_func=lambda b: f"★ {b} · {names[b]} (my patient)" if b in names else f"{b} · not my patient")
+        # callbacks run before the rerun, so the buttons below are drawn with the hold already changed
+        c2.button(f"Simulate my badge at bed {bed}", key="demo_go", icon=":material/near_me:",
+                  on_click=_demo_hold, args=(svc, user.staff_id, bed))
+        c3.button("Walk away", key="demo_leave", icon=":material/directions_walk:", disabled=held is None,
+                  on_click=svc.release_badge, args=(user.staff_id,))
         if held:
             st.caption(f"Your simulated badge is at bed {held}.")
+        if err := st.session_state.pop("demo_error", None):
+            st.error(err)
+
+
+def _demo_hold(svc, staff_id: str, bed_id: str) -> None:
+    try:
+        svc.hold_badge(staff_id, bed_id, state.now())
+    except InvalidInput as exc:
+        st.session_state["demo_error"] = f"Badge not moved: {exc}."
 
 
 # ---------------------------------------------------------------- drawing a patient
@@ -217,6 +230,10 @@ def _local(ts) -> str:
     return f"{state.local(pd.Timestamp(ts).to_pydatetime()):%H:%M}"
 
 
+def _dose_label(ts, status: str) -> str:
+    return dose_label(state.local(pd.Timestamp(ts).to_pydatetime()), status, state.local(state.now()).date())
+
+
 def meds_block(view: BedsideView) -> None:
     st.markdown("##### Medications: next 2 h and overdue")
     if not view.meds_due:
@@ -224,7 +241,8 @@ def meds_block(view: BedsideView) -> None:
         return
     lines = []
     for d in view.meds_due:
-        tag = f":red-badge[OVERDUE {_when(d.due)}]" if d.status == "overdue" else f":blue-badge[due {_when(d.due)}]"
+        label = _dose_label(d.due, d.status)
+        tag = f":red-badge[{label}]" if d.status == "overdue" else f":blue-badge[{label}]"
         lines.append(f"{tag} **{d.medication}**" + (f" — {d.dosage_text}" if d.dosage_text else ""))
     st.markdown("  \n".join(lines))
 
@@ -385,10 +403,11 @@ def schedule_table(plan: pd.DataFrame, now: datetime, hours: float = 12.0) -> No
     shown = pd.concat([timed, pending], ignore_index=True)
     order = {"overdue": "OVERDUE", "due": "due", "pending": "pending"}
     st.dataframe(pd.DataFrame({
-        "time": shown["due"].map(lambda t: "" if pd.isna(t) else _when(t)),
+        "time": [_dose_label(t, st_) if st_ in ("overdue", "due") and not pd.isna(t) else ""
+                 for t, st_ in zip(shown["due"], shown["status"])],
         "status": shown["status"].map(order), "bed": shown["bed_id"], "patient": shown["name"],
         "what": shown["what"]}), hide_index=True, width="stretch",
-        column_config={"time": st.column_config.TextColumn("time", width="small"),
+        column_config={"time": st.column_config.TextColumn("time", width="medium"),
                        "status": st.column_config.TextColumn("status", width="small"),
                        "bed": st.column_config.TextColumn("bed", width="small")})
 

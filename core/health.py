@@ -54,6 +54,9 @@ Index("ix_raw_reads_origin_ts", s.raw_reads.c.origin, s.raw_reads.c.ts_ms)
 
 
 # ---------------------------------------------------------------- recording (pipeline hook)
+BATTERY_REFRESH_MS = 300_000     # re-store an unchanged battery level every 5 min
+
+
 class HealthRecorder:
     """The tick hook: battery per tag and per-reader minute counts with clock skew."""
 
@@ -61,13 +64,16 @@ class HealthRecorder:
         self.repo = repo
         self.live = True
         self._last_purge_ms = 0
+        # battery levels change by about 1 % a day: store a tag's report when its level changed or
+        # the stored one is older than BATTERY_REFRESH_MS, not on every read (50 k upserts a second)
+        self._battery_written = pd.DataFrame(columns=["battery_pct", "ts_ms"], dtype=float)
 
     def __call__(self, result, now: datetime) -> None:
         located = result.located
         if located is None or located.empty:
             return
         now_ms = to_ms(now)
-        battery = battery_rows(located)
+        battery = self._battery_to_store(battery_rows(located))
         minutes = minute_rows(located, now_ms, live=self.live)
         try:
             with self.repo.engine.begin() as conn:
@@ -80,6 +86,19 @@ class HealthRecorder:
                     self._last_purge_ms = now_ms
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot record health: {str(exc).splitlines()[0][:200]}") from exc
+
+    def _battery_to_store(self, battery: pd.DataFrame) -> pd.DataFrame:
+        if battery.empty:
+            return battery
+        prev = self._battery_written.reindex(battery["tag_id"].to_numpy())
+        changed = (prev["battery_pct"].to_numpy() != battery["battery_pct"].to_numpy()) | \
+                  (battery["ts_ms"].to_numpy() - prev["ts_ms"].fillna(-np.inf).to_numpy() > BATTERY_REFRESH_MS)
+        out = battery[changed]
+        if len(out):
+            upd = out.set_index("tag_id")[["battery_pct", "ts_ms"]].astype(float)
+            kept = self._battery_written.drop(index=upd.index, errors="ignore")
+            self._battery_written = pd.concat([kept, upd]) if len(kept) else upd
+        return out
 
     def __repr__(self) -> str:
         return "health"

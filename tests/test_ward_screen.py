@@ -54,5 +54,7 @@ def test_ward_screen_shows_the_wards_open_alarms(app_db):
     assert len(open_wb) > 0
     blob = _everything(at)
     from ui.alarms_ui import KIND_LABEL
-    assert all(KIND_LABEL[k] in blob for k in open_wb["kind"])
+    # the wall display lists the first nine (highest priority, oldest first) and counts the rest;
+    # other page tests add alarms to the shared database, so judge the nine it shows
+    assert all(KIND_LABEL[k] in blob for k in open_wb["kind"].head(9))
     assert all(m not in blob for m in open_wb["message"])        # message text stays off the wall

@@ -27,8 +27,24 @@ def feed_banner() -> None:
     if runner is None:
         if cfg.feed == "none":
             st.info("No live feed in this process (WARDSIGHT_FEED=none): showing what the store holds.")
+        elif cfg.feed == "mqtt":
+            _ingest_banner()
         return
     if not runner.running:
         st.error("The simulated feed has stopped: positions are not updating.")
     elif runner.status.errors:
         st.warning(f"Feed errors: {runner.status.errors} (last: {runner.status.last_error})")
+
+
+def _ingest_banner() -> None:
+    """With WARDSIGHT_FEED=mqtt the ingest service writes the store: warn when it has gone quiet."""
+    from core.models import to_ms
+    stats = state.repo().feed_stats()
+    last = stats["last_batch_ms"].max() if len(stats) else None
+    if last is None or last != last:
+        st.warning("Waiting for the MQTT ingest service: nothing has been stored yet "
+                   "(`python -m core.feeds mqtt-ingest`).")
+        return
+    age_s = (to_ms(state.now()) - int(last)) / 1000
+    if age_s > 30:
+        st.error(f"The MQTT ingest service last stored reads {age_s:.0f} s ago: positions are not updating.")

@@ -96,3 +96,20 @@ def series_to_ms(s: pd.Series) -> np.ndarray:
 
 def ms_to_series(ms, name: str = "ts") -> pd.Series:
     return pd.Series(pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms", utc=True), name=name)
+
+
+def utc_timestamp(ts, name: str, error: type[Exception] = ValueError) -> pd.Timestamp:
+    """`ts` as a tz-aware UTC Timestamp; a naive time raises `error` naming the argument."""
+    t = pd.Timestamp(ts)
+    if t.tzinfo is None:
+        raise error(f"{name}={ts!r} is naive; pass a tz-aware time")
+    return t.tz_convert("UTC")
+
+
+def time_window(start, end, error: type[Exception] = ValueError,
+                empty_error: type[Exception] = ValueError) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(start, end) as UTC Timestamps; naive times raise `error`, an empty window `empty_error`."""
+    s, e = utc_timestamp(start, "start", error), utc_timestamp(end, "end", error)
+    if e <= s:
+        raise empty_error(f"empty window: end {e} is not after start {s}")
+    return s, e

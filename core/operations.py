@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInput
+from core.models import time_window, utc_timestamp
 
 DEFAULT_TZ = "Europe/London"
 # Shift pattern of the brief (site convention, not from a standard): day 07–19, night 19–07.
@@ -75,17 +76,11 @@ def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 def _utc(ts, name: str) -> pd.Timestamp:
-    t = pd.Timestamp(ts)
-    if t.tzinfo is None:
-        raise InvalidInput(f"{name}={ts!r} is naive; pass a tz-aware time")
-    return t.tz_convert("UTC")
+    return utc_timestamp(ts, name, InvalidInput)
 
 
 def _window(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
-    s, e = _utc(start, "start"), _utc(end, "end")
-    if e <= s:
-        raise InvalidInput(f"empty window: end {e} is not after start {s}")
-    return s, e
+    return time_window(start, end, InvalidInput, InvalidInput)
 
 
 def _aware(s: pd.Series, name: str) -> pd.Series:

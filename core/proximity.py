@@ -24,6 +24,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from core.errors import InvalidInput
+from core.models import time_window, utc_timestamp
 
 CONTACT_COLUMNS = ["ts", "person_a", "person_b", "role_a", "role_b"]
 EXPOSURE_COLUMNS = ["other_id", "other_role", "episodes", "contact_s", "first_contact", "last_contact"]
@@ -80,17 +81,11 @@ class ContactNetwork(NamedTuple):
 # --------------------------------------------------------------------------------------- helpers
 
 def _aware_utc(ts, name: str) -> pd.Timestamp:
-    t = pd.Timestamp(ts)
-    if t.tzinfo is None:
-        raise NaiveTimestamp(f"{name}={ts!r} is naive; pass a tz-aware time (e.g. Europe/Paris)")
-    return t.tz_convert("UTC")
+    return utc_timestamp(ts, name, NaiveTimestamp)
 
 
 def _window(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
-    start_utc, end_utc = _aware_utc(start, "start"), _aware_utc(end, "end")
-    if end_utc <= start_utc:
-        raise InvalidInput(f"empty query window: end {end_utc} is not after start {start_utc}")
-    return start_utc, end_utc
+    return time_window(start, end, NaiveTimestamp, InvalidInput)
 
 
 def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:

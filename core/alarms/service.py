@@ -583,7 +583,7 @@ class AlarmService:
         on = self.on_duty(now)
         age_s = (now_ms - p["last_seen_ms"].to_numpy(float)) / 1000.0
         kind_ok = p["kind"].isin(self.rules.location.silent_kinds).to_numpy()
-        on_duty = p["entity_id"].map(on).fillna(False).to_numpy(bool) | (p["kind"] != "staff").to_numpy()
+        on_duty = p["entity_id"].map(on).eq(True).to_numpy() | (p["kind"] != "staff").to_numpy()
         gone = p[kind_ok & on_duty & (age_s > self.settings.unknown_after_s)]
         if len(gone):
             mins = ((now_ms - gone["last_seen_ms"].to_numpy(float)) / 60000).round().astype(int).astype(str)

@@ -81,7 +81,7 @@ def _bed_board(ward_id: str, alarms, latest) -> str:
         short = bed.split("-", 1)[1]
         cells.append(f'<div class="ws-bed" style="border-color:{border}"><div class="b">{html.escape(short)}</div>'
                      f'<div class="i">{who}</div><div>{score}</div><div>{icons}</div></div>')
-    return ('<div style="display:grid;grid-template-columns:repeat(11, 1fr);gap:2px">' + "".join(cells) + "</div>")
+    return ('<div style="display:grid;grid-template-columns:repeat(auto-fill, minmax(9.5em, 1fr));gap:2px">' + "".join(cells) + "</div>")
 
 
 def _inbox_rows(alarms, now, limit: int = 9) -> str:

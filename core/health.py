@@ -26,6 +26,7 @@ import pandas as pd
 from sqlalchemy import BigInteger, Column, Float, Index, String, Table, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.storage.engine import read_frame
 from core.errors import StorageError
 from core.models import to_ms
 from core.storage import schema as s
@@ -282,9 +283,4 @@ def report(repo, site, now: datetime, *, silent_after_s: float, low_battery_pct:
 
 
 def _frame(repo, stmt) -> pd.DataFrame:
-    try:
-        with repo.engine.connect() as conn:
-            res = conn.execute(stmt)
-            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-    except SQLAlchemyError as exc:
-        raise StorageError(f"database error: {str(exc).splitlines()[0][:200]}") from exc
+    return read_frame(repo.engine, stmt, "reader health")

@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from core.storage.engine import read_frame
 from core.errors import InvalidInput, StorageError
 from core.models import to_ms
 from core.security.tables import audit_log
@@ -198,12 +199,7 @@ def entries(engine: Engine, *, object_type: str | None = None, object_id: str | 
             query = query.where(audit_log.c[column] == value)
     if since_ms is not None:
         query = query.where(audit_log.c.ts_ms >= since_ms)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-    except SQLAlchemyError as exc:
-        raise StorageError(f"cannot read audit log: {exc}") from exc
-    return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in audit_log.columns])
+    return read_frame(engine, query, "audit log")
 
 
 def actions(engine: Engine) -> list[str]:

@@ -26,6 +26,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.storage.engine import read_frame
 from core.errors import StorageError
 from core.models import from_ms, series_to_ms, to_ms
 from core.security import privacy
@@ -246,12 +247,7 @@ def security_event_log(engine: Engine, since_ms: int | None = None, limit: int =
     query = select(security_events).order_by(security_events.c.last_ms.desc()).limit(limit)
     if since_ms is not None:
         query = query.where(security_events.c.last_ms >= since_ms)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-    except SQLAlchemyError as exc:
-        raise StorageError(f"cannot read security events: {exc}") from exc
-    return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in security_events.columns])
+    return read_frame(engine, query, "security events")
 
 
 def _engine_of(source: Any) -> Engine:

@@ -42,3 +42,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def read_frame(engine: Engine, stmt, what: str = "database", params: dict | None = None):
+    """Run a SELECT and return a DataFrame with the statement's columns (also when empty); driver
+    errors become StorageError naming `what`. The one read path of every table module."""
+    import pandas as pd
+    try:
+        with engine.connect() as conn:
+            res = conn.execute(stmt, params or {})
+            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read {what}: {str(exc).splitlines()[0][:200]}") from exc

@@ -4,7 +4,6 @@ re-raised as `core.errors.StorageError`.
 """
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.errors import StorageError
 from core.models import to_ms
 from core.storage import schema as s
-from core.storage.engine import make_engine
+from core.storage.engine import make_engine, read_frame
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -241,12 +240,7 @@ class Repository:
 
     # ---------- reads for pages ----------
     def _frame(self, stmt, params: dict | None = None) -> pd.DataFrame:
-        try:
-            with self.engine.connect() as conn:
-                res = conn.execute(stmt, params or {})
-                return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {str(exc).splitlines()[0][:200]}") from exc
+        return read_frame(self.engine, stmt, "the store", params)
 
     def presence(self, floor_id: str | None = None) -> pd.DataFrame:
         """Current presence joined with entity details (one row per tag ever seen)."""
